@@ -1,0 +1,60 @@
+"""The shared page helpers: URL-bound controls, reset, non-finite display."""
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from ui import charts
+from ui.layout import format_value
+
+PAGE = """
+import numpy as np
+import ui
+
+ui.header("Demo", r"L = x^2", "Move the slider.")
+x = ui.slider("x", key="x", value=2.0, min_value=0.0, max_value=5.0, step=0.5)
+mode = ui.selectbox("mode", key="mode", value="b", options=["a", "b", "c"])
+ui.reset_button("demo")
+ui.metric("loss", x * x)
+ui.metric("broken", float("nan"))
+ui.nonfinite_note("loss curve", np.array([1.0, np.nan, np.inf]))
+ui.plot(ui.charts.line([1, 2, 3], {"loss": [1.0, np.nan, 3.0]}, title="t",
+        x_title="x", y_title="y", marker_x=x))
+"""
+
+
+def test_controls_reset_and_nonfinite_display():
+    at = AppTest.from_string(PAGE, default_timeout=30).run()
+    assert not at.exception
+    assert at.metric[0].value == "4"
+    assert at.metric[1].value == "NaN ⚠"
+    assert "2 of 3 values are not finite" in at.warning[0].value
+    at.slider(key="x").set_value(3.0)
+    at.selectbox(key="mode").set_value("c")
+    at.run()
+    assert at.metric[0].value == "9"
+    at.button(key="reset_demo").click().run()
+    assert at.slider(key="x").value == 2.0
+    assert at.selectbox(key="mode").value == "b"
+    assert at.metric[0].value == "4"
+
+
+def test_format_value_names_nonfinite():
+    assert format_value(np.nan) == "NaN ⚠"
+    assert format_value(np.inf) == "+Inf ⚠"
+    assert format_value(-np.inf) == "-Inf ⚠"
+    assert format_value(0.123456) == "0.1235"
+
+
+def test_line_chart_marks_nonfinite_points_instead_of_dropping_them():
+    fig = charts.line(
+        [1, 2, 3, 4],
+        {"naive": [0.5, np.nan, np.inf, 0.1]},
+        title="t",
+        x_title="x",
+        y_title="y",
+    )
+    marks = [t for t in fig.data if t.mode == "markers"]
+    assert len(marks) == 1
+    assert list(marks[0].x) == [2.0, 3.0]
+    assert "2 of 4" in marks[0].name
+    assert fig.layout.title.text == "t" and fig.layout.xaxis.title.text == "x"

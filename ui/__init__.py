@@ -1,0 +1,42 @@
+"""Streamlit-only helpers for the lossviz pages: controls, charts, layout.
+
+Arrows point one way: pages -> ui -> lossviz. Nothing here computes a loss.
+"""
+
+import streamlit as st
+
+from ui import charts
+from ui.controls import (
+    number_input,
+    radio,
+    reset_button,
+    seed,
+    select_slider,
+    selectbox,
+    slider,
+    toggle,
+)
+from ui.layout import format_value, header, metric, nonfinite_note, plot, use_it
+
+cache_data = st.cache_data
+cache_resource = st.cache_resource
+
+__all__ = [
+    "cache_data",
+    "cache_resource",
+    "charts",
+    "format_value",
+    "header",
+    "metric",
+    "nonfinite_note",
+    "number_input",
+    "plot",
+    "radio",
+    "reset_button",
+    "seed",
+    "select_slider",
+    "selectbox",
+    "slider",
+    "toggle",
+    "use_it",
+]

@@ -1,0 +1,87 @@
+"""Page furniture shared by every loss page."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+
+import numpy as np
+import streamlit as st
+
+from ui import controls
+
+_NONFINITE_HELP = (
+    "Not a finite number: the computation overflowed (Inf) or formed 0/0 or "
+    "Inf-Inf (NaN). A loss like this stops training: one NaN in a batch turns "
+    "every weight into NaN at the next step."
+)
+
+
+def header(title: str, formula: str | None = None, intro: str | None = None) -> None:
+    """The page title, its formula (LaTeX) and a few sentences of what to try."""
+    controls.start_page()
+    st.title(title)
+    if formula:
+        st.latex(formula)
+    if intro:
+        st.markdown(intro)
+
+
+def format_value(value, digits: int = 4) -> str:
+    """A number for display; non-finite values are named, never a bare "nan"."""
+    value = float(value)
+    if math.isnan(value):
+        return "NaN ⚠"
+    if math.isinf(value):
+        return "+Inf ⚠" if value > 0 else "-Inf ⚠"
+    return f"{value:.{digits}g}"
+
+
+def metric(label: str, value, help: str | None = None, delta=None, **kwargs) -> None:
+    """``st.metric`` that shows non-finite values as such, with an explanation."""
+    finite = math.isfinite(float(value))
+    if not finite:
+        help = f"{help}\n\n{_NONFINITE_HELP}" if help else _NONFINITE_HELP
+    if delta is not None and not isinstance(delta, str):
+        delta = format_value(delta)
+    st.metric(label, format_value(value), delta=delta, help=help, **kwargs)
+
+
+def nonfinite_note(name: str, array) -> int:
+    """A warning naming how many entries of ``array`` are NaN/Inf and where."""
+    a = np.asarray(array, dtype=float)
+    bad = ~np.isfinite(a)
+    count = int(bad.sum())
+    if count:
+        where = ", ".join(str(tuple(map(int, i))) for i in np.argwhere(bad)[:8])
+        more = " …" if count > 8 else ""
+        nans = int(np.isnan(a).sum())
+        st.warning(
+            f"**{name}**: {count} of {a.size} values are not finite "
+            f"({nans} NaN, {count - nans} ±Inf), at {where}{more}. "
+            "They are marked on the charts, not dropped.",
+            icon=":material/warning:",
+        )
+    return count
+
+
+def plot(fig, **kwargs) -> None:
+    """Draws a plotly figure in the page width, following the app's theme."""
+    kwargs.setdefault("config", {"displaylogo": False, "responsive": True})
+    st.plotly_chart(fig, theme="streamlit", width="stretch", **kwargs)
+
+
+@functools.lru_cache(maxsize=64)
+def _source(obj) -> str:
+    return inspect.getsource(obj)
+
+
+def use_it(objects, snippet: str) -> None:
+    """The "Use it in your model" expander: the source behind the page and a snippet."""
+    with st.expander("Use it in your model", icon=":material/code:"):
+        st.markdown("Copy into your training script:")
+        st.code(snippet, language="python")
+        for obj in objects:
+            st.markdown(f"Source of `{obj.__module__}.{obj.__qualname__}`:")
+            st.code(_source(obj), language="python")
