@@ -17,6 +17,7 @@ from ui.controls import (
     toggle,
 )
 from ui.layout import format_value, header, metric, nonfinite_note, plot, use_it
+from ui.train_panel import train_panel
 
 cache_data = st.cache_data
 cache_resource = st.cache_resource
@@ -38,5 +39,6 @@ __all__ = [
     "selectbox",
     "slider",
     "toggle",
+    "train_panel",
     "use_it",
 ]

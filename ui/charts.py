@@ -55,11 +55,18 @@ def line(
     log_y: bool = False,
     height: int | None = 320,
 ) -> go.Figure:
-    """Lines of ``series`` over ``x``; non-finite points marked, ``marker_x`` drawn."""
-    x = np.asarray(x, dtype=float)
+    """Lines of ``series`` over ``x``; non-finite points marked, ``marker_x`` drawn.
+
+    ``x`` is shared by every series, or a dict giving each series its own.
+    """
+    xs = {
+        name: np.asarray(x[name] if isinstance(x, dict) else x, dtype=float)
+        for name in series
+    }
     fig = go.Figure()
     finite_all = []
     for i, (name, y) in enumerate(series.items()):
+        x = xs[name]
         y = np.asarray(y, dtype=float)
         ok = np.isfinite(y)
         finite_all.append(y[ok & (y > 0 if log_y else True)])
@@ -75,6 +82,7 @@ def line(
     floor = np.concatenate(finite_all) if finite_all else np.array([])
     floor_y = float(floor.min()) if floor.size else (1.0 if log_y else 0.0)
     for i, (name, y) in enumerate(series.items()):
+        x = xs[name]
         y = np.asarray(y, dtype=float)
         bad = ~np.isfinite(y)
         if bad.any():

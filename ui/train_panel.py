@@ -1,0 +1,193 @@
+"""The "Train" panel every page shares: live curves, stop, overlaid runs.
+
+It is an ``st.fragment``, so pressing Train reruns the panel, not the page.
+Runs are kept in ``st.session_state`` (one browser session, never shared) so
+a second run is drawn over the first. At most ``MAX_CONCURRENT_RUNS`` runs
+train at once on one server; the others wait with a visible message.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import streamlit as st
+
+from ui import charts
+from ui.layout import format_value, plot
+
+MAX_CONCURRENT_RUNS = 2
+MAX_KEPT_RUNS = 8
+_draw_ids = itertools.count()
+
+
+@st.cache_resource
+def _training_slots() -> threading.BoundedSemaphore:
+    """Shared by every session of this server process."""
+    return threading.BoundedSemaphore(MAX_CONCURRENT_RUNS)
+
+
+def _acquire_slot(status) -> threading.BoundedSemaphore:
+    slots = _training_slots()
+    if slots.acquire(blocking=False):
+        return slots
+    started = time.monotonic()
+    while not slots.acquire(timeout=0.5):
+        status.info(
+            f"{MAX_CONCURRENT_RUNS} runs are training on this server; yours starts "
+            f"when one finishes (waiting {time.monotonic() - started:.0f} s).",
+            icon=":material/hourglass_top:",
+        )
+    status.empty()
+    return slots
+
+
+def _draw_curves(runs: list[dict], metrics: dict[str, str], area) -> None:
+    draw = next(_draw_ids)  # each redraw is a new element: give it a fresh key
+    with area.container():
+        columns = st.columns(len(metrics))
+        for column, (metric, title) in zip(columns, metrics.items(), strict=True):
+            series = {
+                f"#{run['number']} {run['label']}": run["history"][metric]
+                for run in runs
+                if run["history"].get(metric)
+            }
+            if not series:
+                continue
+            epochs = {f"#{run['number']} {run['label']}": run["epochs"] for run in runs}
+            with column:
+                plot(
+                    charts.line(
+                        {name: epochs[name] for name in series},
+                        series,
+                        title=title,
+                        x_title="epoch",
+                        y_title=metric,
+                        height=300,
+                    ),
+                    key=f"train_curve_{metric}_{draw}",
+                )
+
+
+def train_panel(
+    task: str,
+    runs: dict[str, tuple[str, dict]],
+    *,
+    metrics: dict[str, str],
+    epochs: int = 5,
+    max_epochs: int = 30,
+    learning_rate: float = 1e-2,
+    describe=None,
+) -> None:
+    """Draws the training panel of one page.
+
+    Args:
+      task: a name in ``lossviz.training.TASKS``.
+      runs: label -> (variant, params); the user picks which to train.
+      metrics: history key -> chart title, one chart each.
+      epochs, max_epochs, learning_rate: the controls' defaults and cap.
+      describe: called with a finished run (a dict) to show its extras, e.g.
+        decoded predictions.
+    """
+    _panel(task, runs, metrics, epochs, max_epochs, learning_rate, describe)
+
+
+@st.fragment
+def _panel(task, runs, metrics, epochs, max_epochs, learning_rate, describe):
+    from lossviz import training  # the page has imported TensorFlow already
+
+    state_key = f"train_runs_{task}"
+    history = st.session_state.setdefault(state_key, [])
+    st.subheader("Train it", divider="gray")
+    left, middle, right = st.columns([2, 1, 1])
+    chosen = left.multiselect(
+        "Runs", list(runs), default=list(runs), key=f"train_choice_{task}"
+    )
+    n_epochs = middle.number_input(
+        "Epochs", 1, max_epochs, epochs, key=f"train_epochs_{task}"
+    )
+    lr = right.select_slider(
+        "Learning rate",
+        options=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0],
+        value=learning_rate,
+        key=f"train_lr_{task}",
+        format_func=lambda v: f"{v:g}",
+    )
+    buttons = st.columns([1, 1, 1, 3])
+    start = buttons[0].button(
+        "Train", type="primary", key=f"train_go_{task}", icon=":material/play_arrow:"
+    )
+    buttons[1].button(
+        "Stop",
+        key=f"train_stop_{task}",
+        icon=":material/stop:",
+        help="Stops the run after the current epoch; its curve is kept.",
+    )
+    if buttons[2].button("Clear", key=f"train_clear_{task}", icon=":material/delete:"):
+        history.clear()
+    status = st.empty()
+    progress = st.empty()
+    curves = st.empty()
+    if history:
+        _draw_curves(history, metrics, curves)
+    if not start:
+        if history:
+            _summary(history, describe)
+        return
+    seed = int(st.session_state.get("seed", 0))
+    slot = _acquire_slot(status)
+    try:
+        for i, label in enumerate(chosen):
+            variant, params = runs[label]
+            number = (history[-1]["number"] + 1) if history else 1
+            run = {"number": number, "label": label, "epochs": [], "history": {}}
+            history.append(run)
+            del history[:-MAX_KEPT_RUNS]
+            bar = progress.progress(0.0, text=f"Training {label}…")
+
+            def on_epoch(result, run=run, bar=bar, label=label, i=i):
+                run.update(result.to_dict())
+                done = len(result.epochs) / n_epochs
+                bar.progress(
+                    min(done, 1.0),
+                    text=f"{label} ({i + 1} of {len(chosen)}): epoch "
+                    f"{result.epochs[-1]} of {n_epochs} on {result.device}",
+                )
+                _draw_curves(history, metrics, curves)
+
+            result = training.train(
+                task,
+                variant,
+                epochs=int(n_epochs),
+                learning_rate=float(lr),
+                seed=seed,
+                on_epoch=on_epoch,
+                **params,
+            )
+            run.update(result.to_dict())
+    finally:
+        slot.release()
+    progress.empty()
+    _draw_curves(history, metrics, curves)
+    _summary(history, describe)
+
+
+def _summary(history, describe) -> None:
+    rows = []
+    for run in history:
+        seconds = run.get("epoch_seconds") or [float("nan")]
+        last = {k: format_value(v[-1]) for k, v in run["history"].items() if v}
+        rows.append(
+            {
+                "run": f"#{run['number']} {run['label']}",
+                "device": run.get("device", ""),
+                "epochs": len(run["epochs"]),
+                "s / epoch": format_value(sorted(seconds)[len(seconds) // 2], 3),
+                **last,
+                "note": run.get("stopped") or "",
+            }
+        )
+    st.dataframe(rows, hide_index=True, width="stretch")
+    if describe is not None and history:
+        describe(history[-1])
