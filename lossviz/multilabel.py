@@ -1,19 +1,340 @@
-"""Placeholder until this family is implemented."""
+"""BP-MLL: the multi-label ranking loss of Zhang & Zhou (2006), vectorised.
 
-FORMULA = ""
+For one sample with label set ``Y`` (the positives), its complement ``Ybar``
+(the negatives) and network outputs ``c``, BP-MLL averages an exponential
+penalty over every (positive, negative) pair, so that each positive label is
+pushed above each negative one:
+
+    E = 1/(|Y| |Ybar|) * sum_{k in Y, l in Ybar} exp(-(c_k - c_l))
+
+The double sum factorises, ``(sum_{k in Y} exp(-c_k)) * (sum_{l in Ybar}
+exp(c_l))``, which is what makes an O(B·L) form possible, but that product
+overflows in float32 long before the loss itself does. ``bpmll_loss``
+therefore works in log space with masked log-sum-exps. ``bpmll_loss_pairwise``
+(the ``[B, L, L]`` outer product) and ``bpmll_loss_loop`` (a Python loop over
+samples) give the same value and are kept for teaching and benchmarks;
+``bpmll_loss_factorised`` is the literal product, kept to show where it breaks.
+
+Public names: ``bpmll_loss``, ``bpmll_loss_pairwise``, ``bpmll_loss_loop``,
+``bpmll_loss_factorised``, ``example_batch``, ``BPMLL``, ``FORMULA``,
+``FORMULAS``.
+
+Reference: M.-L. Zhang and Z.-H. Zhou, "Multilabel Neural Networks with
+Applications to Functional Genomics and Text Categorization", IEEE TKDE 18(10),
+2006.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from lossviz._common import as_float, check_number
+from lossviz._tf import tf
+
+FORMULA = (
+    r"E_i = \frac{1}{|Y_i|\,|\bar Y_i|}"
+    r"\sum_{k \in Y_i}\sum_{l \in \bar Y_i} e^{-(c_{ik} - c_{il})}"
+)
+
+FORMULAS = {
+    "bpmll": FORMULA,
+    "factorised": (
+        r"E_i = \frac{1}{|Y_i|\,|\bar Y_i|}"
+        r"\Big(\sum_{k \in Y_i} e^{-c_{ik}}\Big)"
+        r"\Big(\sum_{l \in \bar Y_i} e^{c_{il}}\Big)"
+    ),
+    "log_space": (
+        r"\log E_i = \operatorname{LSE}_{k \in Y_i}(-c_{ik})"
+        r" + \operatorname{LSE}_{l \in \bar Y_i}(c_{il})"
+        r" - \log|Y_i| - \log|\bar Y_i|"
+    ),
+    "gradient": (
+        r"\frac{\partial E_i}{\partial c_{ik}} = "
+        r"-E_i\,\operatorname{softmax}_{Y_i}(-c_i)_k \;(k \in Y_i),\quad"
+        r"\frac{\partial E_i}{\partial c_{il}} = "
+        r"E_i\,\operatorname{softmax}_{\bar Y_i}(c_i)_l \;(l \in \bar Y_i)"
+    ),
+    "degenerate": (
+        r"E_i = 0 \quad\text{if } Y_i = \emptyset \text{ or } \bar Y_i = \emptyset"
+    ),
+}
 
 
-def BPMLL(*args, **kwargs):
-    raise NotImplementedError
+def _prepare(y_true, logits):
+    """Checks inputs and returns ``(positive mask, logits)``.
+
+    ``y_true`` must hold only 0 and 1 (checked when its value is known, i.e.
+    eagerly; inside ``tf.function`` values are not checked and anything above
+    0.5 counts as a positive) and have the shape of ``logits``.
+    """
+    logits = as_float(logits)
+    y_true = tf.convert_to_tensor(y_true)
+    if y_true.dtype == tf.bool:
+        positive = y_true
+    else:
+        if not (y_true.dtype.is_floating or y_true.dtype.is_integer):
+            raise ValueError(
+                f"`y_true` must hold 0/1 labels as numbers or booleans, "
+                f"got dtype {y_true.dtype.name}."
+            )
+        if tf.executing_eagerly():
+            is_binary = tf.logical_or(
+                tf.equal(y_true, tf.zeros_like(y_true)),
+                tf.equal(y_true, tf.ones_like(y_true)),
+            )
+            if not bool(tf.reduce_all(is_binary)):
+                raise ValueError("`y_true` must contain only 0 and 1 (multi-hot).")
+        positive = tf.cast(y_true, logits.dtype) > 0.5
+    if logits.shape.rank is not None and logits.shape.rank < 1:
+        raise ValueError(
+            f"`logits` must have at least one axis (labels), got shape {logits.shape}."
+        )
+    if not y_true.shape.is_compatible_with(logits.shape):
+        raise ValueError(
+            f"`y_true` and `logits` must have the same shape [..., num_labels], "
+            f"got {y_true.shape} and {logits.shape}."
+        )
+    return positive, logits
 
 
-def bpmll_loss(*args, **kwargs):
-    raise NotImplementedError
+def _masked_logsumexp(x, mask):
+    """``log sum_{mask} exp(x)`` over the last axis, and whether the set is empty.
+
+    An empty set gives 0 (not -inf) with a zero gradient: the max is taken only
+    over members, masked-out entries are replaced before ``exp`` (first
+    ``tf.where``) and dropped after it (second ``tf.where``), so no ``-inf`` or
+    ``0 * inf`` ever reaches the backward pass.
+    """
+    nonempty = tf.reduce_any(mask, axis=-1)
+    lowest = tf.constant(x.dtype.min, dtype=x.dtype)
+    row_max = tf.reduce_max(tf.where(mask, x, lowest), axis=-1)
+    # The shift cancels exactly in value and gradient, so it needs no gradient.
+    shift = tf.stop_gradient(tf.where(nonempty, row_max, tf.zeros_like(row_max)))
+    shifted = tf.where(mask, x - shift[..., None], tf.zeros_like(x))
+    terms = tf.where(mask, tf.exp(shifted), tf.zeros_like(x))
+    total = tf.reduce_sum(terms, axis=-1)
+    # The row max contributes exp(0) = 1, so total >= 1 for a non-empty set.
+    total = tf.where(nonempty, total, tf.ones_like(total))
+    return shift + tf.math.log(total), nonempty
 
 
-def bpmll_loss_loop(*args, **kwargs):
-    raise NotImplementedError
+def bpmll_loss(y_true, logits):
+    """BP-MLL ranking loss per sample, in log space with O(B·L) memory.
+
+    ``E = 1/(|Y| |Ybar|) * sum_{k in Y, l in Ybar} exp(-(c_k - c_l))``, computed
+    as ``exp(LSE_{k in Y}(-c_k) + LSE_{l in Ybar}(c_l) - log|Y| - log|Ybar|)``
+    with masked log-sum-exps: no ``[B, L, L]`` tensor and no loop over the
+    batch.
+
+    Args:
+      y_true: 0/1 (or boolean) multi-hot labels, `[batch, num_labels]` (any
+        number of leading axes is kept).
+      logits: real-valued outputs ``c``, same shape as ``y_true``. The paper
+        uses tanh outputs; any real score works.
+
+    Returns:
+      Loss per sample, `[batch]`; float32 unless ``logits`` is float64.
+
+    Edge cases:
+      A row with no positive or no negative label has no pairs and gives 0,
+      with a zero (finite) gradient. Finite in value and gradient for
+      ``|logits| <= 40`` in float32 (largest term ``e^80``), where the
+      factorised product ``bpmll_loss_factorised`` already overflows once a
+      row has more than about 80 positives and 80 negatives. The loss itself
+      overflows float32 only once some pair has ``c_l - c_k > 88``.
+
+    Raises:
+      ValueError: ``y_true`` holds values other than 0/1 (checked eagerly), or
+        the shapes differ.
+
+    References:
+      Zhang & Zhou, "Multilabel Neural Networks with Applications to
+      Functional Genomics and Text Categorization", IEEE TKDE 2006, eq. (3).
+    """
+    positive, logits = _prepare(y_true, logits)
+    negative = tf.logical_not(positive)
+    log_pos, has_pos = _masked_logsumexp(-logits, positive)
+    log_neg, has_neg = _masked_logsumexp(logits, negative)
+    num_pos = tf.reduce_sum(tf.cast(positive, logits.dtype), axis=-1)
+    num_neg = tf.reduce_sum(tf.cast(negative, logits.dtype), axis=-1)
+    has_pairs = tf.logical_and(has_pos, has_neg)
+    # May be 0! Counts are replaced by 1 in rows without pairs before the log.
+    one = tf.ones_like(num_pos)
+    log_count = tf.math.log(tf.where(has_pairs, num_pos, one)) + tf.math.log(
+        tf.where(has_pairs, num_neg, one)
+    )
+    log_loss = tf.where(has_pairs, log_pos + log_neg - log_count, tf.zeros_like(one))
+    return tf.where(has_pairs, tf.exp(log_loss), tf.zeros_like(one))
 
 
-def bpmll_loss_pairwise(*args, **kwargs):
-    raise NotImplementedError
+def bpmll_loss_pairwise(y_true, logits):
+    """BP-MLL per sample through the explicit ``[B, L, L]`` pair tensor.
+
+    ``E = sum_{k,l} m_kl exp(-(c_k - c_l)) / sum_{k,l} m_kl`` with the pair
+    mask ``m_kl = [k in Y][l in Ybar]``: the textbook form, O(B·L²) memory.
+
+    Args:
+      y_true: 0/1 multi-hot labels, `[batch, num_labels]`.
+      logits: outputs, same shape.
+
+    Returns:
+      Loss per sample, `[batch]`; float32 unless ``logits`` is float64.
+
+    Edge cases:
+      Rows without pairs give 0 with zero gradients (``divide_no_nan``, and the
+      exponent is masked before ``exp``). The sum of exponentials is not in log
+      space, so it overflows float32 where ``bpmll_loss`` does not (many
+      pairs with ``c_l - c_k`` near 80).
+
+    References:
+      Zhang & Zhou 2006, eq. (3).
+    """
+    positive, logits = _prepare(y_true, logits)
+    negative = tf.logical_not(positive)
+    pairs = tf.logical_and(positive[..., :, None], negative[..., None, :])
+    margin = logits[..., :, None] - logits[..., None, :]  # [..., k, l] = c_k - c_l
+    exponent = tf.where(pairs, -margin, tf.zeros_like(margin))
+    terms = tf.where(pairs, tf.exp(exponent), tf.zeros_like(margin))
+    num_pairs = tf.reduce_sum(tf.cast(pairs, logits.dtype), axis=[-2, -1])
+    # May be 0! A row with no positive or no negative label has no pairs.
+    return tf.math.divide_no_nan(tf.reduce_sum(terms, axis=[-2, -1]), num_pairs)
+
+
+def bpmll_loss_loop(y_true, logits):
+    """BP-MLL per sample with a Python loop over samples, as the paper reads.
+
+    For each sample, gathers its positive and negative outputs and averages
+    ``exp(-(c_k - c_l))`` over their outer difference. Slow by design: it is
+    the reference the vectorised forms are timed against.
+
+    Args:
+      y_true: 0/1 multi-hot labels, `[batch, num_labels]` (leading axes must
+        have a static size; they are flattened for the loop).
+      logits: outputs, same shape.
+
+    Returns:
+      Loss per sample, `[batch]`; float32 unless ``logits`` is float64.
+
+    Edge cases:
+      A sample without pairs gives 0 with a zero gradient (an empty sum over
+      ``divide_no_nan`` of a zero count).
+
+    References:
+      Zhang & Zhou 2006, eq. (3).
+    """
+    positive, logits = _prepare(y_true, logits)
+    leading = logits.shape[:-1]
+    if not leading.is_fully_defined() or logits.shape[-1] is None:
+        raise ValueError(
+            f"`logits` needs a static shape for the loop form, got {logits.shape}."
+        )
+    num_labels = logits.shape[-1]
+    flat_logits = tf.reshape(logits, [-1, num_labels])
+    flat_positive = tf.reshape(positive, [-1, num_labels])
+    losses = []
+    for i in range(flat_logits.shape[0]):
+        row, row_positive = flat_logits[i], flat_positive[i]
+        pos = tf.boolean_mask(row, row_positive)
+        neg = tf.boolean_mask(row, tf.logical_not(row_positive))
+        total = tf.reduce_sum(tf.exp(-(pos[:, None] - neg[None, :])))
+        count = tf.cast(tf.size(pos) * tf.size(neg), logits.dtype)
+        losses.append(tf.math.divide_no_nan(total, count))  # May be 0!
+    if not losses:
+        return tf.zeros(leading, dtype=logits.dtype)
+    return tf.reshape(tf.stack(losses), leading)
+
+
+def bpmll_loss_factorised(y_true, logits):
+    """BP-MLL as the literal factorised product, kept to show where it breaks.
+
+    ``E = (sum_{k in Y} exp(-c_k)) * (sum_{l in Ybar} exp(c_l)) / (|Y| |Ybar|)``.
+    Same value as ``bpmll_loss`` in exact arithmetic and O(B·L) memory, but the
+    product of the two sums is formed before dividing by the pair count, so in
+    float32 it overflows to ``inf`` (and its gradient to ``inf``/NaN) for
+    large ``|logits|`` even where the loss itself is finite. Use
+    ``bpmll_loss``.
+
+    Args:
+      y_true: 0/1 multi-hot labels, `[batch, num_labels]`.
+      logits: outputs, same shape.
+
+    Returns:
+      Loss per sample, `[batch]` (may be ``inf``; that is its point). Rows
+      without pairs give 0.
+    """
+    positive, logits = _prepare(y_true, logits)
+    negative = tf.logical_not(positive)
+    zeros = tf.zeros_like(logits)
+    pos_sum = tf.reduce_sum(tf.where(positive, tf.exp(-logits), zeros), axis=-1)
+    neg_sum = tf.reduce_sum(tf.where(negative, tf.exp(logits), zeros), axis=-1)
+    num_pairs = tf.reduce_sum(tf.cast(positive, logits.dtype), axis=-1) * (
+        tf.reduce_sum(tf.cast(negative, logits.dtype), axis=-1)
+    )
+    return tf.math.divide_no_nan(pos_sum * neg_sum, num_pairs)
+
+
+def example_batch(
+    num_samples=8, num_labels=6, *, label_density=0.4, logit_scale=3.0, seed=0
+):
+    """A small seeded multi-label batch with the two degenerate rows included.
+
+    Labels are Bernoulli(``label_density``); logits are
+    ``logit_scale * uniform(-1, 1)``, so ``|logits| <= logit_scale``. Row 0 is
+    made all-negative and row 1 all-positive (when there are at least two
+    samples), the rows BP-MLL gives 0.
+
+    Args:
+      num_samples: batch size, an integer >= 1.
+      num_labels: number of labels, an integer >= 1.
+      label_density: probability of each label being positive, in [0, 1].
+      logit_scale: half-width of the logit range, > 0.
+      seed: integer seed; the same seed gives the same batch.
+
+    Returns:
+      ``(y_true, logits)``: numpy float32 arrays `[num_samples, num_labels]`.
+    """
+    check_number("num_samples", num_samples, low=1, integer=True)
+    check_number("num_labels", num_labels, low=1, integer=True)
+    check_number("label_density", label_density, low=0, high=1)
+    check_number("logit_scale", logit_scale, low=0, low_open=True)
+    check_number("seed", seed, low=0, integer=True)
+    rng = np.random.default_rng(int(seed))
+    shape = (int(num_samples), int(num_labels))
+    y_true = (rng.random(shape) < label_density).astype(np.float32)
+    unit_logits = rng.uniform(-1.0, 1.0, size=shape)
+    y_true[0] = 0.0
+    if num_samples >= 2:
+        y_true[1] = 1.0
+    return y_true, (logit_scale * unit_logits).astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="lossviz")
+class BPMLL(keras.losses.Loss):
+    """BP-MLL ranking loss as a Keras loss; ``y_pred`` are logits (raw scores).
+
+    ``E_i = 1/(|Y_i||Ybar_i|) sum_{k in Y_i, l in Ybar_i} exp(-(c_k - c_l))``,
+    computed by ``bpmll_loss`` in log space, then reduced over the batch as
+    ``reduction`` says. Use a linear (or tanh, as in the paper) output layer:
+    the loss ranks scores, it does not need probabilities.
+
+    Args:
+      reduction: Keras reduction, default ``"sum_over_batch_size"``.
+      name: loss name, default ``"bpmll"``.
+      dtype: dtype of the computation, default Keras' floatx.
+
+    Inside ``fit`` (graph mode) label values are not checked; labels above 0.5
+    count as positives.
+
+    Example:
+      ``model.compile(optimizer="adam", loss=lossviz.BPMLL())``
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="bpmll", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return bpmll_loss(y_true, y_pred)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction, "dtype": self.dtype}
