@@ -1,0 +1,149 @@
+"""A real browser against the app: Streamlit on loopback, Debian's Chromium.
+
+Skipped with a reason when Chromium or Playwright is missing (`make test`
+installs both where it can). Screenshots go to ``artifacts/screenshots``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = os.environ.get("LOSSVIZ_CHROMIUM", shutil.which("chromium") or "")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(port: int) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.headless=true",
+            "--server.address=127.0.0.1",
+            f"--server.port={port}",
+            "--server.fileWatcherType=none",
+            "--browser.gatherUsageStats=false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_health(url: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the app did not answer at {url} within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    port = _free_port()
+    server = start_app(port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM or not os.path.exists(CHROMIUM):
+        if os.environ.get("LOSSVIZ_REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium is required here (LOSSVIZ_REQUIRE_BROWSER=1)")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.console_errors = []
+    page.on(
+        "console",
+        lambda m: page.console_errors.append(m.text) if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+    yield page
+    context.close()
+
+
+def wait_until_idle(page, timeout: float = 60_000, quiet_ms: int = 500) -> None:
+    """Waits until the script has drawn and finished: elements in the main area,
+    and no "Running" status for ``quiet_ms`` in a row."""
+    page.wait_for_selector(
+        "[data-testid='stMain'] [data-testid='stElementContainer']", timeout=timeout
+    )
+    page.wait_for_function(
+        """(quiet) => {
+            const now = performance.now();
+            const running = document.querySelector("[data-testid='stStatusWidget']");
+            const skeleton = document.querySelector("[data-testid='stSkeleton']");
+            if (running || skeleton) {
+                window.__lossvizQuietSince = null;
+                return false;
+            }
+            window.__lossvizQuietSince = window.__lossvizQuietSince || now;
+            return now - window.__lossvizQuietSince >= quiet;
+        }""",
+        arg=quiet_ms,
+        timeout=timeout,
+        polling=100,
+    )
+
+
+def screenshot(page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
