@@ -5,6 +5,14 @@ seeded, generated (never downloaded), reports after each epoch, and uses every
 GPU TensorFlow sees, else the CPU.
 """
 
+# Each family module registers its task in TASKS when imported.
+from lossviz.training import (  # noqa: E402, F401
+    multilabel,
+    sampled,
+    sequence,
+    sharpen,
+    triplet,
+)
 from lossviz.training.core import (
     MAX_EPOCHS,
     MAX_SECONDS,

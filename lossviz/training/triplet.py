@@ -1,0 +1,1 @@
+"""Training task of this family (being written)."""
