@@ -233,6 +233,11 @@ def masked_sparse_categorical_crossentropy(
     )
 
 
+def _batch_axes(terms):
+    """The (batch, time) axes of ``[..., batch, time]``; everything if rank < 2."""
+    return None if terms.shape.rank is None or terms.shape.rank < 2 else [-2, -1]
+
+
 def token_mean_crossentropy(y_true, logits, *, pad_id=0, class_weights=None):
     """Keras-style masked mean: all weighted token losses over all non-pad tokens.
 
@@ -241,15 +246,22 @@ def token_mean_crossentropy(y_true, logits, *, pad_id=0, class_weights=None):
     ignore_class=pad_id)`` (and what a Keras mask on the logits gives).
 
     Args:
-      y_true: int labels ``[batch, time]``.
-      logits: ``[batch, time, num_classes]``.
+      y_true: int labels ``[batch, time]``, or ``[..., batch, time]`` for
+        several independent batches at once.
+      logits: ``[batch, time, num_classes]`` (or ``[..., batch, time,
+        num_classes]``).
       pad_id, class_weights: as in ``masked_sparse_categorical_crossentropy``.
 
     Returns:
-      scalar. A batch that is all padding gives 0 with zero gradients.
+      scalar for one batch; ``[...]`` for stacked batches (the last two axes
+      are reduced). A batch that is all padding gives 0 with zero gradients.
     """
     terms, mask = _masked_token_terms(y_true, logits, pad_id, class_weights)
-    return tf.math.divide_no_nan(tf.reduce_sum(terms), tf.reduce_sum(mask))
+    axes = _batch_axes(terms)
+    # May be 0 (padding only): divide_no_nan keeps value and gradient 0.
+    return tf.math.divide_no_nan(
+        tf.reduce_sum(terms, axis=axes), tf.reduce_sum(mask, axis=axes)
+    )
 
 
 def mask_as_sample_weight_crossentropy(
@@ -264,16 +276,19 @@ def mask_as_sample_weight_crossentropy(
     loss and its gradient, although the real tokens did not change: the trap.
 
     Args:
-      y_true: int labels ``[batch, time]``.
-      logits: ``[batch, time, num_classes]``.
+      y_true: int labels ``[batch, time]`` (or ``[..., batch, time]``).
+      logits: ``[batch, time, num_classes]`` (or ``[..., batch, time,
+        num_classes]``).
       pad_id, class_weights: as in ``masked_sparse_categorical_crossentropy``.
 
     Returns:
-      scalar; 0 for an empty batch.
+      scalar for one batch; ``[...]`` for stacked batches (the last two axes
+      are reduced). 0 for an empty batch.
     """
     terms, mask = _masked_token_terms(y_true, logits, pad_id, class_weights)
-    num_tokens = tf.cast(tf.size(mask), terms.dtype)
-    return tf.math.divide_no_nan(tf.reduce_sum(terms), num_tokens)
+    axes = _batch_axes(terms)
+    num_tokens = tf.reduce_sum(tf.ones_like(mask), axis=axes)
+    return tf.math.divide_no_nan(tf.reduce_sum(terms, axis=axes), num_tokens)
 
 
 def perplexity(y_true, logits, *, pad_id=0):

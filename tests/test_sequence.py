@@ -252,6 +252,22 @@ def test_sample_weight_trap_equals_keras(weighted):
     np.testing.assert_allclose(ours, expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "fn", [token_mean_crossentropy, mask_as_sample_weight_crossentropy]
+)
+def test_stacked_batches_reduce_each_batch(fn):
+    batches = [batch(seed=seed) for seed in range(3)]
+    y = np.stack([b[0] for b in batches])
+    z = np.stack([b[1] for b in batches])
+    stacked = fn(y, z)
+    assert stacked.shape == (3,)
+    for i, (y_i, z_i) in enumerate(batches):
+        np.testing.assert_allclose(stacked[i], fn(y_i, z_i), rtol=1e-6)
+    np.testing.assert_allclose(
+        token_mean_crossentropy(y, z)[1], ref_token_mean(y[1], z[1]), rtol=1e-5
+    )
+
+
 def test_three_reductions_agree_without_padding_and_equal_lengths():
     y, z = batch(np.float64, pad_id=None)
     per_sequence = masked_sparse_categorical_crossentropy(y, z, pad_id=None)
