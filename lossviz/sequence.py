@@ -85,27 +85,33 @@ def _check_pad_id(pad_id, num_classes):
     return pad_id
 
 
-def _check_class_weights(class_weights, num_classes):
-    """Validates ``class_weights`` and returns it as a numpy vector (or tensor)."""
+def _check_class_weights(class_weights, num_classes, *, stacked=True):
+    """Validates ``class_weights``; returns a numpy array (or a symbolic tensor).
+
+    ``[num_classes]``, or with ``stacked`` also ``[n, num_classes]``: one vector
+    for each of ``n`` batches stacked on the first axis.
+    """
     if class_weights is None:
         return None
+    ranks = (1, 2) if stacked else (1,)
+    shapes = "[num_classes] or [n, num_classes]" if stacked else "[num_classes]"
     if tf.is_tensor(class_weights) and not tf.executing_eagerly():
-        if class_weights.shape.rank not in (None, 1):
+        if class_weights.shape.rank not in (None, *ranks):
             raise ValueError(
-                "`class_weights` must be a vector with one weight per class, "
-                f"got shape {class_weights.shape}."
+                f"`class_weights` must be a vector of shape {shapes}, one weight "
+                f"per class, got shape {class_weights.shape}."
             )
         return class_weights
     weights = np.asarray(class_weights, dtype=np.float64)
-    if weights.ndim != 1:
+    if weights.ndim not in ranks:
         raise ValueError(
-            "`class_weights` must be a vector with one weight per class, "
-            f"got shape {weights.shape}."
+            f"`class_weights` must be a vector of shape {shapes}, one weight "
+            f"per class, got shape {weights.shape}."
         )
-    if num_classes is not None and weights.shape[0] != num_classes:
+    if num_classes is not None and weights.shape[-1] != num_classes:
         raise ValueError(
             f"`class_weights` must have length num_classes = {num_classes} "
-            f"(one weight per class), got length {weights.shape[0]}."
+            f"(one weight per class), got length {weights.shape[-1]}."
         )
     if not np.all(np.isfinite(weights)) or np.any(weights < 0):
         raise ValueError(
@@ -155,7 +161,10 @@ def _masked_token_terms(y_true, logits, pad_id, class_weights):
         labels=safe_labels, logits=safe_logits
     )
     if class_weights is not None:
-        ce = ce * tf.gather(as_float(class_weights, logits.dtype), safe_labels)
+        weights = as_float(class_weights, logits.dtype)
+        # [n, C] weights: batch b of the stack looks its labels up in row b.
+        batch_dims = 1 if weights.shape.rank == 2 else 0
+        ce = ce * tf.gather(weights, safe_labels, batch_dims=batch_dims)
     mask = tf.cast(keep, logits.dtype)
     return tf.where(keep, ce, tf.zeros_like(ce)), mask
 
@@ -208,7 +217,9 @@ def masked_sparse_categorical_crossentropy(
         a negative sentinel such as -1 works too; ``None`` masks nothing
         (the unmasked loss).
       class_weights: ``None`` (all ones) or a vector of ``num_classes``
-        non-negative finite weights, ``w[y]`` scaling each token's term.
+        non-negative finite weights, ``w[y]`` scaling each token's term. For
+        ``n`` batches stacked on the first axis (``y_true [n, batch, time]``),
+        ``[n, num_classes]`` gives each batch its own vector.
 
     Returns:
       ``[batch]``, float32 unless ``logits`` is float64.
@@ -583,7 +594,7 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.pad_id = None if pad_id is None else int(_check_pad_id(pad_id, None))
-        weights = _check_class_weights(class_weights, None)
+        weights = _check_class_weights(class_weights, None, stacked=False)
         self.class_weights = None if weights is None else weights.tolist()
 
     def __call__(self, y_true, y_pred, sample_weight=None):

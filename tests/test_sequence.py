@@ -268,6 +268,31 @@ def test_stacked_batches_reduce_each_batch(fn):
     )
 
 
+@pytest.mark.parametrize(
+    "fn",
+    [
+        masked_sparse_categorical_crossentropy,
+        token_mean_crossentropy,
+        mask_as_sample_weight_crossentropy,
+    ],
+)
+def test_stacked_class_weights_give_each_batch_its_vector(fn):
+    batches = [batch(seed=seed) for seed in range(3)]
+    y = np.stack([b[0] for b in batches])
+    z = np.stack([b[1] for b in batches])
+    weights = np.random.default_rng(7).uniform(0.0, 3.0, size=(3, C))
+    stacked = fn(y, z, class_weights=weights).numpy()
+    for i, (y_i, z_i) in enumerate(batches):
+        np.testing.assert_allclose(
+            stacked[i], fn(y_i, z_i, class_weights=weights[i]), rtol=1e-6
+        )
+    np.testing.assert_allclose(
+        masked_sparse_categorical_crossentropy(y, z, class_weights=weights)[2],
+        ref_per_sequence(y[2], z[2], 0, weights[2]),
+        rtol=1e-5,
+    )
+
+
 def test_three_reductions_agree_without_padding_and_equal_lengths():
     y, z = batch(np.float64, pad_id=None)
     per_sequence = masked_sparse_categorical_crossentropy(y, z, pad_id=None)
@@ -451,8 +476,10 @@ def test_invalid_class_weights_raise(fn):
         fn(y, z, class_weights=[1, 1, -1, 1, 1])
     with pytest.raises(ValueError, match="class_weights.*non-negative"):
         fn(y, z, class_weights=[1, 1, np.nan, 1, 1])
-    with pytest.raises(ValueError, match="class_weights.*vector"):
+    with pytest.raises(ValueError, match="class_weights.*length"):
         fn(y, z, class_weights=np.ones((C, 1)))
+    with pytest.raises(ValueError, match="class_weights.*vector"):
+        fn(y, z, class_weights=np.ones((2, 2, C)))
 
 
 @pytest.mark.parametrize(
@@ -587,6 +614,8 @@ def test_keras_class_invalid_parameters():
         MaskedSparseCategoricalCrossentropy(class_weights=[1.0, -2.0])
     with pytest.raises(ValueError, match="pad_id"):
         MaskedSparseCategoricalCrossentropy(pad_id=0.5)
+    with pytest.raises(ValueError, match="class_weights.*vector"):
+        MaskedSparseCategoricalCrossentropy(class_weights=[[1.0, 2.0]])
     with pytest.raises(ValueError, match="class_weights.*length"):
         MaskedSparseCategoricalCrossentropy(class_weights=[1.0, 2.0])(*batch())
 
