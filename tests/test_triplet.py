@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from sklearn.metrics.pairwise import cosine_similarity as sk_cosine
 
 from lossviz._tf import tf
 from lossviz.triplet import (
@@ -19,7 +20,12 @@ from lossviz.triplet import (
     MaskedPerplexity,
     build_masked_lm_model,
     build_triplet_models,
+    cosine_gap,
+    cosine_similarity,
     cosine_triplet_loss,
+    example_token_batch,
+    example_triplets,
+    masked_cross_entropy_report,
     masked_token_cross_entropy,
 )
 
@@ -531,6 +537,71 @@ def test_masked_lm_model_reports_metrics_matching_numpy_and_saves(tmp_path):
 def test_masked_lm_builder_checks_parameters(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         build_masked_lm_model(**kwargs)
+
+
+# ------------------------------------------------- helpers the page relies on
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cosine_similarity_and_gap_match_sklearn(dtype):
+    a, p, n = random_triplets(np.random.default_rng(18), (7, 5), dtype)
+    n[2] = 0.0  # scikit-learn also gives 0 for a zero vector
+    expected_pos = np.diag(sk_cosine(a, p))
+    expected_neg = np.diag(sk_cosine(a, n))
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    cos = cosine_similarity(a, p)
+    assert cos.dtype == tf.as_dtype(dtype)
+    np.testing.assert_allclose(cos.numpy(), expected_pos, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(
+        cosine_gap(a, p, n).numpy(), expected_pos - expected_neg, rtol=rtol, atol=rtol
+    )
+    assert cosine_similarity(a, n).numpy()[2] == 0.0
+
+
+def test_example_triplets_are_seeded_and_have_hard_and_zero_cases():
+    a, p, n, hard = example_triplets(64, 8, hard_share=0.25, seed=3)
+    again = example_triplets(64, 8, hard_share=0.25, seed=3)
+    for x, y in zip((a, p, n, hard), again, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert a.shape == p.shape == n.shape == (64, 8) and a.dtype == np.float32
+    assert hard.sum() == 16
+    assert np.all(n[-1] == 0)
+    gap = np.array([np_cosine(*pair) for pair in zip(a, p, strict=True)]) - np.array(
+        [np_cosine(*pair) for pair in zip(a, n, strict=True)]
+    )
+    assert np.median(gap[~hard]) > 0.5 and np.median(gap[hard]) < 0
+    # Same vectors for every hard share: only the hard rows change.
+    _, p0, n0, hard0 = example_triplets(64, 8, hard_share=0.0, seed=3)
+    assert not hard0.any()
+    np.testing.assert_array_equal(p0[~hard], p[~hard])
+    with pytest.raises(ValueError, match="`hard_share`"):
+        example_triplets(hard_share=1.5)
+
+
+@pytest.mark.parametrize("pad_share", [0.0, 0.3, 1.0])
+def test_example_token_batch_and_report_match_numpy(pad_share):
+    y_true, logits = example_token_batch(
+        4, 8, 6, pad_share=pad_share, logit_scale=2.0, seed=1
+    )
+    assert y_true.shape == (4, 8) and logits.shape == (4, 8, 6)
+    share = np.mean(y_true == 0)
+    assert abs(share - pad_share) <= 1.5 / 8  # rounding and ±1 jitter per row
+    report = masked_cross_entropy_report(y_true, logits, pad_id=0)
+    tokens = int(np.sum(y_true != 0))
+    assert report["tokens"] == tokens
+    if tokens:
+        mean_ce, ppl, accuracy = np_masked_stats(y_true, logits, 0)
+        np.testing.assert_allclose(report["loss"], mean_ce, rtol=1e-5)
+        np.testing.assert_allclose(report["perplexity"], ppl, rtol=1e-5)
+        np.testing.assert_allclose(report["masked_accuracy"], accuracy, rtol=1e-6)
+    else:
+        assert (report["loss"], report["perplexity"]) == (0.0, 1.0)
+    # A pad id that never occurs counts every position.
+    unmasked = masked_cross_entropy_report(y_true, logits, pad_id=-1)
+    mean_ce, ppl, accuracy = np_masked_stats(y_true, logits, -1)
+    assert unmasked["tokens"] == 32
+    np.testing.assert_allclose(unmasked["loss"], mean_ce, rtol=1e-5)
+    np.testing.assert_allclose(unmasked["masked_accuracy"], accuracy, rtol=1e-6)
 
 
 def test_formulas_are_latex_strings():
