@@ -80,6 +80,7 @@ def home() -> None:
             st.markdown(blurb)
 
 
+st.set_page_config(page_title="lossviz", page_icon=":material/insights:", layout="wide")
 loss_pages = [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES]
 _warm_up_backend()
 navigation = st.navigation(

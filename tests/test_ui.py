@@ -58,3 +58,38 @@ def test_line_chart_marks_nonfinite_points_instead_of_dropping_them():
     assert list(marks[0].x) == [2.0, 3.0]
     assert "2 of 4" in marks[0].name
     assert fig.layout.title.text == "t" and fig.layout.xaxis.title.text == "x"
+
+
+def test_every_chart_is_a_valid_plotly_figure():
+    import plotly.graph_objects as go
+
+    figures = [
+        charts.line(
+            [1, 2, 3],
+            {"a": [1.0, np.nan, 2.0], "b": [1, 2, 3]},
+            title="t",
+            x_title="x",
+            y_title="y",
+            marker_x=2,
+            log_y=True,
+        ),
+        charts.heatmap(
+            [[1.0, -np.inf], [np.nan, 0.5]],
+            x_labels=["a", "b"],
+            y_labels=[0, 1],
+            title="t",
+            x_title="x",
+            y_title="y",
+        ),
+        charts.bars(
+            ["a", "b"], {"s": [1.0, np.inf]}, title="t", x_title="x", y_title="y"
+        ),
+        charts.histogram(
+            {"h": np.arange(10.0)}, title="t", x_title="x", vlines={"mean": 4.5}
+        ),
+    ]
+    for fig in figures:
+        # Validation the builders skip for speed: the dicts must pass it.
+        validated = go.Figure(fig.to_dict())
+        assert validated.layout.title.text == "t"
+        assert validated.layout.xaxis.title.text == "x"

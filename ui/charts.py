@@ -5,6 +5,12 @@ deficiencies, readable on light and dark backgrounds); backgrounds and fonts are
 left to Streamlit's theme (``ui.plot`` draws with ``theme="streamlit"``).
 Non-finite values are never dropped silently: a line chart marks them with a
 cross on the axis and names their count in the legend.
+
+Figures are built as plain dicts and wrapped without plotly's validation
+(``_validate=False``): validating and ``update_layout``/``add_vline`` calls
+cost tens of milliseconds per chart, more than the loss itself, on every
+slider move. The dicts use only documented plotly attributes, and the tests
+validate them once.
 """
 
 from __future__ import annotations
@@ -30,16 +36,48 @@ def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-def _layout(fig: go.Figure, title, x_title, y_title, height=None) -> go.Figure:
-    fig.update_layout(
-        title={"text": title},
-        xaxis_title=x_title,
-        yaxis_title=y_title,
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
-        height=height,
-    )
-    return fig
+def _figure(data, title, x_title, y_title, height=None, **layout) -> go.Figure:
+    layout = {
+        "title": {"text": title},
+        "xaxis": {"title": {"text": x_title}, **layout.pop("xaxis", {})},
+        "yaxis": {"title": {"text": y_title}, **layout.pop("yaxis", {})},
+        "margin": {"l": 10, "r": 10, "t": 60, "b": 10},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+        **({"height": height} if height else {}),
+        **layout,
+    }
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
+def _vline(x: float, label: str, line_color: str | None = None):
+    line = {"dash": "dash", "width": 1.5}
+    if line_color:
+        line["color"] = line_color
+    shape = {
+        "type": "line",
+        "xref": "x",
+        "yref": "paper",
+        "x0": x,
+        "x1": x,
+        "y0": 0,
+        "y1": 1,
+        "line": line,
+    }
+    note = {
+        "x": x,
+        "xref": "x",
+        "y": 1,
+        "yref": "paper",
+        "text": label,
+        "showarrow": False,
+        "yanchor": "bottom",
+    }
+    return shape, note
+
+
+def _finite_or_none(y: np.ndarray) -> list:
+    """Plotly JSON has no NaN; ``None`` is a gap in a line."""
+    return [float(v) if np.isfinite(v) else None for v in y]
 
 
 def line(
@@ -63,61 +101,54 @@ def line(
         name: np.asarray(x[name] if isinstance(x, dict) else x, dtype=float)
         for name in series
     }
-    fig = go.Figure()
-    finite_all = []
-    for i, (name, y) in enumerate(series.items()):
-        x = xs[name]
-        y = np.asarray(y, dtype=float)
-        ok = np.isfinite(y)
-        finite_all.append(y[ok & (y > 0 if log_y else True)])
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=np.where(ok, y, np.nan),
-                mode="lines",
-                name=name,
-                line={"color": color(i), "width": 2.5},
-            )
-        )
-    floor = np.concatenate(finite_all) if finite_all else np.array([])
-    floor_y = float(floor.min()) if floor.size else (1.0 if log_y else 0.0)
-    for i, (name, y) in enumerate(series.items()):
-        x = xs[name]
-        y = np.asarray(y, dtype=float)
+    ys = {name: np.asarray(y, dtype=float) for name, y in series.items()}
+    data = [
+        {
+            "type": "scatter",
+            "x": xs[name],
+            "y": _finite_or_none(y),
+            "mode": "lines",
+            "name": name,
+            "line": {"color": color(i), "width": 2.5},
+        }
+        for i, (name, y) in enumerate(ys.items())
+    ]
+    finite = [y[np.isfinite(y) & ((y > 0) if log_y else True)] for y in ys.values()]
+    finite = np.concatenate(finite) if finite else np.array([])
+    floor_y = float(finite.min()) if finite.size else (1.0 if log_y else 0.0)
+    for i, (name, y) in enumerate(ys.items()):
         bad = ~np.isfinite(y)
-        if bad.any():
-            kinds = np.where(
-                np.isnan(y[bad]), "NaN", np.where(y[bad] > 0, "+Inf", "-Inf")
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=x[bad],
-                    y=np.full(int(bad.sum()), floor_y),
-                    mode="markers",
-                    name=f"{name}: non-finite ({int(bad.sum())} of {y.size})",
-                    marker={
-                        "symbol": "x",
-                        "size": 9,
-                        "color": NONFINITE_COLOR if i == 0 else color(i),
-                        "line": {"width": 1},
-                    },
-                    text=kinds,
-                    hovertemplate="%{x}: %{text}<extra>" + name + "</extra>",
-                )
-            )
-    if marker_x is not None:
-        fig.add_vline(
-            x=float(marker_x),
-            line_dash="dash",
-            line_width=1.5,
-            annotation_text=marker_label,
-            annotation_position="top",
+        if not bad.any():
+            continue
+        kinds = np.where(
+            np.isnan(y[bad]), "NaN", np.where(y[bad] > 0, "+Inf", "-Inf")
+        ).tolist()
+        data.append(
+            {
+                "type": "scatter",
+                "x": xs[name][bad],
+                "y": [floor_y] * int(bad.sum()),
+                "mode": "markers",
+                "name": f"{name}: non-finite ({int(bad.sum())} of {y.size})",
+                "marker": {
+                    "symbol": "x",
+                    "size": 9,
+                    "color": NONFINITE_COLOR if i == 0 else color(i),
+                },
+                "text": kinds,
+                "hovertemplate": "%{x}: %{text}<extra>" + name + "</extra>",
+            }
         )
+    layout = {"xaxis": {}, "yaxis": {}}
+    if marker_x is not None:
+        shape, note = _vline(float(marker_x), marker_label)
+        layout["shapes"] = [shape]
+        layout["annotations"] = [note]
     if log_x:
-        fig.update_xaxes(type="log")
+        layout["xaxis"]["type"] = "log"
     if log_y:
-        fig.update_yaxes(type="log")
-    return _layout(fig, title, x_title, y_title, height)
+        layout["yaxis"]["type"] = "log"
+    return _figure(data, title, x_title, y_title, height, **layout)
 
 
 def heatmap(
@@ -131,32 +162,34 @@ def heatmap(
     diverging: bool = True,
     height: int | None = None,
 ) -> go.Figure:
-    """A heatmap; diverging data are centred on 0. Non-finite cells show as gaps."""
+    """A heatmap; diverging data are centred on 0. Non-finite cells show as gaps
+    named in the hover text."""
     z = np.asarray(z, dtype=float)
-    shown = np.where(np.isfinite(z), z, np.nan)
     text = np.where(np.isfinite(z), np.char.mod("%.3g", np.nan_to_num(z)), "")
     text = np.where(np.isnan(z), "NaN", text)
     text = np.where(np.isposinf(z), "+Inf", text)
     text = np.where(np.isneginf(z), "-Inf", text)
-    kwargs = (
-        {"colorscale": DIVERGING, "zmid": 0.0}
-        if diverging
-        else {"colorscale": SEQUENTIAL}
-    )
-    fig = go.Figure(
-        go.Heatmap(
-            z=shown,
-            x=[str(v) for v in x_labels],
-            y=[str(v) for v in y_labels],
-            text=text,
-            hovertemplate="%{y}, %{x}: %{text}<extra></extra>",
-            **kwargs,
-        )
-    )
-    fig.update_yaxes(autorange="reversed")
+    trace = {
+        "type": "heatmap",
+        "z": [_finite_or_none(row) for row in np.atleast_2d(z)],
+        "x": [str(v) for v in x_labels],
+        "y": [str(v) for v in y_labels],
+        "text": np.atleast_2d(text).tolist(),
+        "hovertemplate": "%{y}, %{x}: %{text}<extra></extra>",
+        "colorscale": DIVERGING if diverging else SEQUENTIAL,
+    }
+    if diverging:
+        trace["zmid"] = 0.0
     if height is None:
-        height = max(220, 40 + 28 * len(y_labels))
-    return _layout(fig, title, x_title, y_title, height)
+        height = max(220, 60 + 28 * len(y_labels))
+    return _figure(
+        [trace],
+        title,
+        x_title,
+        y_title,
+        height,
+        yaxis={"autorange": "reversed"},
+    )
 
 
 def bars(
@@ -169,22 +202,24 @@ def bars(
     height: int | None = 320,
 ) -> go.Figure:
     """Grouped bars, one colour per series; non-finite bars named in the hover."""
-    fig = go.Figure()
     cats = [str(c) for c in categories]
+    data = []
     for i, (name, y) in enumerate(series.items()):
         y = np.asarray(y, dtype=float)
-        fig.add_trace(
-            go.Bar(
-                x=cats,
-                y=np.where(np.isfinite(y), y, np.nan),
-                name=name,
-                marker_color=color(i),
-                customdata=np.where(np.isfinite(y), "", "non-finite"),
-                hovertemplate="%{x}: %{y:.4g} %{customdata}<extra>" + name + "</extra>",
-            )
+        data.append(
+            {
+                "type": "bar",
+                "x": cats,
+                "y": _finite_or_none(y),
+                "name": name,
+                "marker": {"color": color(i)},
+                "customdata": np.where(np.isfinite(y), "", "non-finite").tolist(),
+                "hovertemplate": "%{x}: %{y:.4g} %{customdata}<extra>"
+                + name
+                + "</extra>",
+            }
         )
-    fig.update_layout(barmode="group")
-    return _layout(fig, title, x_title, y_title, height)
+    return _figure(data, title, x_title, y_title, height, barmode="group")
 
 
 def histogram(
@@ -198,25 +233,31 @@ def histogram(
     height: int | None = 320,
 ) -> go.Figure:
     """Overlaid histograms of ``series`` with labelled vertical lines."""
-    fig = go.Figure()
+    data = []
     for i, (name, values) in enumerate(series.items()):
         values = np.asarray(values, dtype=float)
-        fig.add_trace(
-            go.Histogram(
-                x=values[np.isfinite(values)],
-                name=name,
-                nbinsx=nbins,
-                opacity=0.65,
-                marker_color=color(i),
-            )
+        data.append(
+            {
+                "type": "histogram",
+                "x": values[np.isfinite(values)],
+                "name": name,
+                "nbinsx": nbins,
+                "opacity": 0.65,
+                "marker": {"color": color(i)},
+            }
         )
-    fig.update_layout(barmode="overlay")
+    shapes, notes = [], []
     for j, (name, x) in enumerate((vlines or {}).items()):
-        fig.add_vline(
-            x=float(x),
-            line_dash="dash",
-            line_color=color(len(series) + j),
-            annotation_text=name,
-            annotation_position="top",
-        )
-    return _layout(fig, title, x_title, y_title, height)
+        shape, note = _vline(float(x), name, color(len(series) + j))
+        shapes.append(shape)
+        notes.append(note)
+    return _figure(
+        data,
+        title,
+        x_title,
+        y_title,
+        height,
+        barmode="overlay",
+        shapes=shapes,
+        annotations=notes,
+    )
