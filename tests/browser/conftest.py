@@ -39,7 +39,10 @@ def _free_port() -> int:
 
 
 def start_app(port: int) -> subprocess.Popen:
+    """Starts the app on loopback; its log goes to artifacts/app-PORT.log."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    SHOTS.parent.mkdir(parents=True, exist_ok=True)
+    log = open(SHOTS.parent / f"app-{port}.log", "w")  # noqa: SIM115
     return subprocess.Popen(
         [
             sys.executable,
@@ -55,9 +58,8 @@ def start_app(port: int) -> subprocess.Popen:
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -118,27 +120,30 @@ def page(browser):
     context.close()
 
 
-def wait_until_idle(page, timeout: float = 60_000, quiet_ms: int = 500) -> None:
-    """Waits until the script has drawn and finished: elements in the main area,
-    and no "Running" status for ``quiet_ms`` in a row."""
-    page.wait_for_selector(
-        "[data-testid='stMain'] [data-testid='stElementContainer']", timeout=timeout
-    )
+def wait_until_idle(page, timeout: float = 60_000, quiet_ms: int = 400) -> None:
+    """Waits until the script has run to its end and stayed idle ``quiet_ms``.
+
+    Streamlit marks its root element with ``data-test-script-state``
+    ("running", "notRunning", ...) for exactly this purpose.
+    """
     page.wait_for_function(
         """(quiet) => {
+            const app = document.querySelector("[data-testid='stApp']");
+            const idle = app
+                && app.dataset.testScriptState === "notRunning"
+                && app.dataset.testConnectionState === "CONNECTED"
+                && !document.querySelector("[data-testid='stSkeleton']");
             const now = performance.now();
-            const running = document.querySelector("[data-testid='stStatusWidget']");
-            const skeleton = document.querySelector("[data-testid='stSkeleton']");
-            if (running || skeleton) {
-                window.__lossvizQuietSince = null;
+            if (!idle) {
+                window.__lossvizIdleSince = null;
                 return false;
             }
-            window.__lossvizQuietSince = window.__lossvizQuietSince || now;
-            return now - window.__lossvizQuietSince >= quiet;
+            window.__lossvizIdleSince = window.__lossvizIdleSince || now;
+            return now - window.__lossvizIdleSince >= quiet;
         }""",
         arg=quiet_ms,
         timeout=timeout,
-        polling=100,
+        polling=50,
     )
 
 
