@@ -70,22 +70,6 @@ def _prepare(y_true, logits):
     """
     logits = as_float(logits)
     y_true = tf.convert_to_tensor(y_true)
-    if y_true.dtype == tf.bool:
-        positive = y_true
-    else:
-        if not (y_true.dtype.is_floating or y_true.dtype.is_integer):
-            raise ValueError(
-                f"`y_true` must hold 0/1 labels as numbers or booleans, "
-                f"got dtype {y_true.dtype.name}."
-            )
-        if tf.executing_eagerly():
-            is_binary = tf.logical_or(
-                tf.equal(y_true, tf.zeros_like(y_true)),
-                tf.equal(y_true, tf.ones_like(y_true)),
-            )
-            if not bool(tf.reduce_all(is_binary)):
-                raise ValueError("`y_true` must contain only 0 and 1 (multi-hot).")
-        positive = tf.cast(y_true, logits.dtype) > 0.5
     if logits.shape.rank is not None and logits.shape.rank < 1:
         raise ValueError(
             f"`logits` must have at least one axis (labels), got shape {logits.shape}."
@@ -95,28 +79,35 @@ def _prepare(y_true, logits):
             f"`y_true` and `logits` must have the same shape [..., num_labels], "
             f"got {y_true.shape} and {logits.shape}."
         )
-    return positive, logits
+    if y_true.dtype == tf.bool:
+        return y_true, logits
+    if not (y_true.dtype.is_floating or y_true.dtype.is_integer):
+        raise ValueError(
+            f"`y_true` must hold 0/1 labels as numbers or booleans, "
+            f"got dtype {y_true.dtype.name}."
+        )
+    if tf.executing_eagerly():
+        # Checked on the host: a few TensorFlow ops and a sync cost more here
+        # than the loss itself on the explorer's small batches.
+        labels = y_true.numpy()
+        if not np.all((labels == 0) | (labels == 1)):
+            raise ValueError("`y_true` must contain only 0 and 1 (multi-hot).")
+    return tf.cast(y_true, logits.dtype) > 0.5, logits
 
 
 def _masked_logsumexp(x, mask):
-    """``log sum_{mask} exp(x)`` over the last axis, and whether the set is empty.
+    """``log sum_{mask} exp(x)`` over the last axis, finite even for an empty set.
 
-    An empty set gives 0 (not -inf) with a zero gradient: the max is taken only
-    over members, masked-out entries are replaced before ``exp`` (first
-    ``tf.where``) and dropped after it (second ``tf.where``), so no ``-inf`` or
-    ``0 * inf`` ever reaches the backward pass.
+    Entries outside the mask are replaced by the lowest finite number before
+    anything else, so they contribute ``exp(-huge) = 0`` and, through
+    ``tf.where``, no gradient. An empty row gives a finite, hugely negative
+    value with a zero gradient; callers discard it with their own ``tf.where``.
+    The shift by the row max cancels exactly, so it carries no gradient.
     """
-    nonempty = tf.reduce_any(mask, axis=-1)
-    lowest = tf.constant(x.dtype.min, dtype=x.dtype)
-    row_max = tf.reduce_max(tf.where(mask, x, lowest), axis=-1)
-    # The shift cancels exactly in value and gradient, so it needs no gradient.
-    shift = tf.stop_gradient(tf.where(nonempty, row_max, tf.zeros_like(row_max)))
-    shifted = tf.where(mask, x - shift[..., None], tf.zeros_like(x))
-    terms = tf.where(mask, tf.exp(shifted), tf.zeros_like(x))
-    total = tf.reduce_sum(terms, axis=-1)
-    # The row max contributes exp(0) = 1, so total >= 1 for a non-empty set.
-    total = tf.where(nonempty, total, tf.ones_like(total))
-    return shift + tf.math.log(total), nonempty
+    masked = tf.where(mask, x, tf.constant(x.dtype.min, dtype=x.dtype))
+    shift = tf.stop_gradient(tf.reduce_max(masked, axis=-1, keepdims=True))
+    total = tf.reduce_sum(tf.exp(masked - shift), axis=-1)
+    return tf.math.log(total) + tf.squeeze(shift, axis=-1)
 
 
 def bpmll_loss(y_true, logits):
@@ -154,18 +145,23 @@ def bpmll_loss(y_true, logits):
     """
     positive, logits = _prepare(y_true, logits)
     negative = tf.logical_not(positive)
-    log_pos, has_pos = _masked_logsumexp(-logits, positive)
-    log_neg, has_neg = _masked_logsumexp(logits, negative)
     num_pos = tf.reduce_sum(tf.cast(positive, logits.dtype), axis=-1)
-    num_neg = tf.reduce_sum(tf.cast(negative, logits.dtype), axis=-1)
-    has_pairs = tf.logical_and(has_pos, has_neg)
-    # May be 0! Counts are replaced by 1 in rows without pairs before the log.
-    one = tf.ones_like(num_pos)
-    log_count = tf.math.log(tf.where(has_pairs, num_pos, one)) + tf.math.log(
-        tf.where(has_pairs, num_neg, one)
+    num_labels = logits.shape[-1]
+    if num_labels is None:
+        num_labels = tf.cast(tf.shape(logits)[-1], logits.dtype)
+    num_pairs = num_pos * (num_labels - num_pos)
+    has_pairs = num_pairs > 0
+    # May be 0! Counts are whole numbers: rows without pairs take log(1) here
+    # (log(0) would send 0 * inf = NaN into the gradient) and are set to 0 below.
+    log_count = tf.math.log(tf.maximum(num_pairs, 1.0))
+    log_loss = (
+        _masked_logsumexp(-logits, positive)
+        + _masked_logsumexp(logits, negative)
+        - log_count
     )
-    log_loss = tf.where(has_pairs, log_pos + log_neg - log_count, tf.zeros_like(one))
-    return tf.where(has_pairs, tf.exp(log_loss), tf.zeros_like(one))
+    # Without pairs, one log-sum-exp is about the lowest float: exp gives 0,
+    # and the gradient is 0 through this where and the one in the log-sum-exp.
+    return tf.where(has_pairs, tf.exp(log_loss), tf.zeros_like(num_pairs))
 
 
 def bpmll_loss_pairwise(y_true, logits):
@@ -192,8 +188,9 @@ def bpmll_loss_pairwise(y_true, logits):
     """
     positive, logits = _prepare(y_true, logits)
     negative = tf.logical_not(positive)
-    pairs = tf.logical_and(positive[..., :, None], negative[..., None, :])
-    margin = logits[..., :, None] - logits[..., None, :]  # [..., k, l] = c_k - c_l
+    pairs = tf.logical_and(tf.expand_dims(positive, -1), tf.expand_dims(negative, -2))
+    # margin[..., k, l] = c_k - c_l
+    margin = tf.expand_dims(logits, -1) - tf.expand_dims(logits, -2)
     exponent = tf.where(pairs, -margin, tf.zeros_like(margin))
     terms = tf.where(pairs, tf.exp(exponent), tf.zeros_like(margin))
     num_pairs = tf.reduce_sum(tf.cast(pairs, logits.dtype), axis=[-2, -1])
@@ -230,14 +227,12 @@ def bpmll_loss_loop(y_true, logits):
             f"`logits` needs a static shape for the loop form, got {logits.shape}."
         )
     num_labels = logits.shape[-1]
-    flat_logits = tf.reshape(logits, [-1, num_labels])
-    flat_positive = tf.reshape(positive, [-1, num_labels])
+    rows = tf.unstack(tf.reshape(logits, [-1, num_labels]))
+    memberships = tf.unstack(tf.reshape(tf.cast(positive, tf.int32), [-1, num_labels]))
     losses = []
-    for i in range(flat_logits.shape[0]):
-        row, row_positive = flat_logits[i], flat_positive[i]
-        pos = tf.boolean_mask(row, row_positive)
-        neg = tf.boolean_mask(row, tf.logical_not(row_positive))
-        total = tf.reduce_sum(tf.exp(-(pos[:, None] - neg[None, :])))
+    for row, membership in zip(rows, memberships, strict=True):
+        neg, pos = tf.dynamic_partition(row, membership, num_partitions=2)
+        total = tf.reduce_sum(tf.exp(tf.expand_dims(neg, 0) - tf.expand_dims(pos, 1)))
         count = tf.cast(tf.size(pos) * tf.size(neg), logits.dtype)
         losses.append(tf.math.divide_no_nan(total, count))  # May be 0!
     if not losses:
