@@ -7,6 +7,8 @@ import threading
 
 import streamlit as st
 
+from ui import classroom
+
 PAGES = [
     (
         "pages/sharpening.py",
@@ -97,4 +99,5 @@ with st.sidebar:
         bind="query-params",
         help="Seeds every example on every page: change it to see another draw.",
     )
+    classroom.sidebar_switches()
 navigation.run()

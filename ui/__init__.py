@@ -6,6 +6,7 @@ Arrows point one way: pages -> ui -> lossviz. Nothing here computes a loss.
 import streamlit as st
 
 from ui import charts
+from ui.classroom import Lesson, lessons, presenting, secondary
 from ui.controls import (
     number_input,
     radio,
@@ -23,6 +24,10 @@ cache_data = st.cache_data
 cache_resource = st.cache_resource
 
 __all__ = [
+    "Lesson",
+    "lessons",
+    "presenting",
+    "secondary",
     "cache_data",
     "cache_resource",
     "charts",

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-_CONTROLS = "_lossviz_controls"
+CONTROLS = "_lossviz_controls"
 
 
 def start_page() -> None:
     """Forgets the controls of the previous page; called by ``ui.header``."""
-    st.session_state[_CONTROLS] = {}
+    st.session_state[CONTROLS] = {}
 
 
 def _remember(key: str, value) -> None:
-    st.session_state.setdefault(_CONTROLS, {})[key] = value
+    st.session_state.setdefault(CONTROLS, {})[key] = value
 
 
 def slider(label, *, key, value, min_value, max_value, step=None, **kwargs):
@@ -93,7 +93,7 @@ def number_input(label, *, key, value, min_value=None, max_value=None, **kwargs)
 
 
 def _reset() -> None:
-    for key, value in st.session_state.get(_CONTROLS, {}).items():
+    for key, value in st.session_state.get(CONTROLS, {}).items():
         st.session_state[key] = value
 
 

@@ -9,7 +9,8 @@ import math
 import numpy as np
 import streamlit as st
 
-from ui import controls
+from ui import classroom, controls
+from ui.summary import summarize
 
 _NONFINITE_HELP = (
     "Not a finite number: the computation overflowed (Inf) or formed 0/0 or "
@@ -21,6 +22,7 @@ _NONFINITE_HELP = (
 def header(title: str, formula: str | None = None, intro: str | None = None) -> None:
     """The page title, its formula (LaTeX) and a few sentences of what to try."""
     controls.start_page()
+    classroom.start_page()
     st.title(title)
     if formula:
         st.latex(formula)
@@ -40,6 +42,10 @@ def format_value(value, digits: int = 4) -> str:
 
 def metric(label: str, value, help: str | None = None, delta=None, **kwargs) -> None:
     """``st.metric`` that shows non-finite values as such, with an explanation."""
+    if classroom.hidden():
+        st.metric(label, "?", help="Hidden: predict first, then press Reveal.")
+        classroom.reveal_button()
+        return
     finite = math.isfinite(float(value))
     if not finite:
         help = f"{help}\n\n{_NONFINITE_HELP}" if help else _NONFINITE_HELP
@@ -66,10 +72,23 @@ def nonfinite_note(name: str, array) -> int:
     return count
 
 
-def plot(fig, **kwargs) -> None:
-    """Draws a plotly figure in the page width, following the app's theme."""
+def plot(fig, *, summary: str | None = None, **kwargs) -> None:
+    """Draws a plotly figure in the page width, following the app's theme,
+    with a one-line text summary of what it shows below it (from the figure's
+    own data unless ``summary`` is given)."""
+    if classroom.hidden():
+        st.info(
+            "Chart hidden: predict first, then press Reveal.",
+            icon=":material/visibility_off:",
+        )
+        classroom.reveal_button()
+        return
+    # Summarise first: serialising the figure turns its arrays into base64.
+    text = summary if summary is not None else summarize(fig)
     kwargs.setdefault("config", {"displaylogo": False, "responsive": True})
     st.plotly_chart(fig, theme="streamlit", width="stretch", **kwargs)
+    if text:
+        st.caption(text)
 
 
 @functools.lru_cache(maxsize=64)

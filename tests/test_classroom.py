@@ -1,0 +1,93 @@
+"""Presenter mode, predict-then-reveal, lessons and chart summaries."""
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from ui import charts
+from ui.summary import describe_series, summarize
+
+PAGE = """
+import streamlit as st
+import ui
+from ui import classroom
+
+with st.sidebar:
+    classroom.sidebar_switches()
+ui.header("Demo", r"L = x^2", "Move the slider.")
+ui.lessons("demo", [
+    ui.Lesson("big", {"x": 4.0}, "Look how large it is."),
+    ui.Lesson("small", {"x": 0.5}, "Tiny."),
+])
+x = ui.slider("x", key="x", value=2.0, min_value=0.0, max_value=5.0, step=0.5)
+ui.metric("loss", x * x)
+with ui.secondary():
+    st.markdown("details")
+"""
+
+
+def _metric(at):
+    return at.metric[0].value
+
+
+def test_predict_then_reveal_hides_until_reveal():
+    at = AppTest.from_string(PAGE, default_timeout=30).run()
+    at.toggle(key="predict").set_value(True).run()
+    assert _metric(at) == "4"  # switching it on hides nothing yet
+    at.slider(key="x").set_value(3.0).run()
+    assert _metric(at) == "?"
+    at.button(key="reveal").click().run()
+    assert _metric(at) == "9"
+    at.toggle(key="predict").set_value(False).run()
+    at.slider(key="x").set_value(1.0).run()
+    assert _metric(at) == "1"
+
+
+def test_lesson_sets_its_controls_and_shows_its_note():
+    at = AppTest.from_string(PAGE, default_timeout=30).run()
+    at.button(key="lesson_demo_big").click().run()
+    assert at.slider(key="x").value == 4.0
+    assert _metric(at) == "16"
+    assert "Look how large it is." in at.info[0].value
+    at.slider(key="x").set_value(1.0).run()
+    assert not at.info  # the note goes once the controls leave the lesson
+
+
+def test_presenter_mode_folds_secondary_material_and_survives_reruns():
+    at = AppTest.from_string(PAGE, default_timeout=30).run()
+    assert not at.expander
+    at.toggle(key="present").set_value(True).run()
+    assert len(at.expander) == 1
+    at.slider(key="x").set_value(3.0).run()
+    assert at.toggle(key="present").value is True
+    assert len(at.expander) == 1
+    assert not at.exception
+
+
+def test_series_summary_names_change_and_where_it_breaks():
+    x = np.array([1.0, 2.0, 5.0, 150.0, 200.0])
+    y = np.array([1.0, 0.6, 0.37, np.nan, np.nan])
+    text = describe_series("loss", x, y)
+    assert text == (
+        "loss: falls 63% from 1 at 1 to 0.37 at 5; NaN from 150 (2 of 5 points)"
+    )
+    assert describe_series("g", [0, 1, 2], [0.0, 2.0, 1.0]).startswith(
+        "g: rises from 0 at 0 to 1 at 2; peak 2 at 1"
+    )
+
+
+def test_figure_summaries_follow_their_data():
+    fig = charts.bars(
+        ["a", "b", "c"], {"loss": [0.2, 3.0, 1.0]}, title="t", x_title="x", y_title="y"
+    )
+    assert summarize(fig) == "loss: 3 bars, highest 3 (b), lowest 0.2 (a)"
+    fig = charts.histogram({"cos": [0.0, 0.5, 1.0]}, title="t", x_title="x")
+    assert summarize(fig) == "cos: 3 values, median 0.5, range 0 to 1"
+    fig = charts.heatmap(
+        [[0.0, -2.0], [1.0, 0.0]],
+        x_labels=["u", "v"],
+        y_labels=["r0", "r1"],
+        title="t",
+        x_title="x",
+        y_title="y",
+    )
+    assert summarize(fig) == "2×2 values, largest magnitude -2 at (r0, v); 2 non-zero"

@@ -1,0 +1,166 @@
+"""Classroom helpers: presenter mode, predict-then-reveal, and lessons.
+
+- **Presenter mode** (sidebar switch, kept in the URL as ``present``): larger
+  type, and each page's secondary material folded away (``ui.secondary()``),
+  so the projector shows the formula, the control and the main chart.
+- **Predict, then reveal** (``predict``): after a control moves, the new
+  numbers and charts stay hidden until the presenter presses "Reveal".
+- **Lessons**: named presets per page that set the controls (through
+  ``st.session_state``, so the URL follows), each with what to notice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from ui import controls
+
+PRESENT_KEY = "present"
+PREDICT_KEY = "predict"
+_REVEALED = "_lossviz_revealed"
+_LESSON = "_lossviz_lesson"
+
+PRESENTER_CSS = """
+<style>
+html { font-size: 21px; }
+[data-testid="stMain"] h1 { font-size: 2.6rem; }
+[data-testid="stMetricValue"] { font-size: 3rem; }
+[data-testid="stMain"] .stMarkdown p, [data-testid="stMain"] li { font-size: 1.15rem; }
+</style>
+"""
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A named state of a page's controls that tells a story."""
+
+    title: str
+    settings: dict = field(default_factory=dict)
+    notice: str = ""
+
+
+def presenting() -> bool:
+    return bool(st.session_state.get(PRESENT_KEY, False))
+
+
+def presenting_url() -> bool:
+    """Presenter mode as the URL asks for it, before its switch is drawn."""
+    return presenting() or st.query_params.get(PRESENT_KEY) in ("true", "True")
+
+
+def predicting() -> bool:
+    return bool(st.session_state.get(PREDICT_KEY, False))
+
+
+def sidebar_switches() -> None:
+    """The two classroom switches; the router puts them in the sidebar."""
+    st.toggle(
+        "Presenter mode",
+        key=PRESENT_KEY,
+        bind="query-params",
+        help="Larger type; each page shows its formula, control and main chart, "
+        "and folds the rest away.",
+    )
+    st.toggle(
+        "Predict, then reveal",
+        key=PREDICT_KEY,
+        bind="query-params",
+        help="After a control moves, the new values and charts stay hidden until "
+        "you press Reveal, so the class can guess first.",
+    )
+
+
+def apply_presenter_style() -> None:
+    if presenting():
+        st.html(PRESENTER_CSS)
+
+
+def _signature() -> tuple:
+    keys = sorted(st.session_state.get(controls.CONTROLS, {}))
+    return tuple((k, repr(st.session_state.get(k))) for k in keys)
+
+
+def hidden() -> bool:
+    """True while predict-then-reveal hides results the class has not seen."""
+    current = _signature()
+    if not predicting():
+        st.session_state[_REVEALED] = current
+        return False
+    revealed = st.session_state.setdefault(_REVEALED, current)
+    return revealed != current
+
+
+def _reveal() -> None:
+    st.session_state[_REVEALED] = _signature()
+
+
+_REVEAL_DRAWN = "_lossviz_reveal_drawn"
+
+
+def start_page() -> None:
+    """Called by ``ui.header`` at the top of every page run."""
+    st.session_state[_REVEAL_DRAWN] = False
+    apply_presenter_style()
+
+
+def reveal_button() -> None:
+    """Drawn once per run, where the first hidden result would be."""
+    if st.session_state.get(_REVEAL_DRAWN):
+        return
+    st.session_state[_REVEAL_DRAWN] = True
+    st.button(
+        "Reveal",
+        type="primary",
+        key="reveal",
+        on_click=_reveal,
+        icon=":material/visibility:",
+        help="Show the values and charts for the new setting.",
+    )
+
+
+@contextlib.contextmanager
+def secondary(label: str = "More on this"):
+    """Material beyond the main idea; folded into an expander when presenting."""
+    if presenting():
+        with st.expander(label):
+            yield
+    else:
+        with st.container():
+            yield
+
+
+def _apply(settings: dict, title: str) -> None:
+    for key, value in settings.items():
+        st.session_state[key] = value
+    st.session_state[_LESSON] = title
+
+
+def lessons(page_key: str, items: list[Lesson]) -> None:
+    """A row of lesson buttons and the note of the lesson in force."""
+    if not items:
+        return
+    st.markdown("**Lessons**: one click sets the controls; then read the note.")
+    columns = st.columns(len(items))
+    for column, lesson in zip(columns, items, strict=True):
+        column.button(
+            lesson.title,
+            key=f"lesson_{page_key}_{lesson.title}",
+            on_click=_apply,
+            args=(lesson.settings, lesson.title),
+            width="stretch",
+        )
+    # A lesson link from the landing page names its lesson in the URL.
+    active = st.session_state.get(_LESSON) or st.query_params.get("lesson")
+    for lesson in items:
+        if lesson.title == active:
+            in_force = all(
+                repr(st.session_state.get(k)) == repr(v)
+                for k, v in lesson.settings.items()
+            )
+            if in_force:
+                st.info(
+                    f"**{lesson.title}**: {lesson.notice}", icon=":material/school:"
+                )
