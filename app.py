@@ -82,7 +82,13 @@ def home() -> None:
             st.markdown(blurb)
 
 
-st.set_page_config(page_title="lossviz", page_icon=":material/insights:", layout="wide")
+st.set_page_config(
+    page_title="lossviz",
+    page_icon=":material/insights:",
+    layout="wide",
+    # Presenter mode starts with the sidebar folded away.
+    initial_sidebar_state="collapsed" if classroom.presenting_url() else "auto",
+)
 loss_pages = [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES]
 _warm_up_backend()
 navigation = st.navigation(
