@@ -285,6 +285,9 @@ def mask_as_sample_weight_crossentropy(
     reduction divides by *every* token, padding included:
     ``loss = sum_{b,t} m w[y] CE / (B * T)``. The more padding, the smaller the
     loss and its gradient, although the real tokens did not change: the trap.
+    Building the Keras loss with ``reduction="mean_with_sample_weight"`` divides
+    by the sum of the weights instead (with all class weights 1, that is
+    ``token_mean_crossentropy``).
 
     Args:
       y_true: int labels ``[batch, time]`` (or ``[..., batch, time]``).

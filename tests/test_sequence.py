@@ -293,6 +293,18 @@ def test_stacked_class_weights_give_each_batch_its_vector(fn):
     )
 
 
+@pytest.mark.parametrize("pad_id", [0, -1])
+def test_mean_with_sample_weight_reduction_avoids_the_trap(pad_id):
+    y, z = batch(np.float32, pad_id)
+    mask = (y != pad_id).astype(np.float32)
+    keras_loss = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, reduction="mean_with_sample_weight"
+    )(np.where(y == pad_id, 0, y), z, sample_weight=mask)
+    np.testing.assert_allclose(
+        keras_loss, token_mean_crossentropy(y, z, pad_id=pad_id), rtol=1e-6
+    )
+
+
 def test_three_reductions_agree_without_padding_and_equal_lengths():
     y, z = batch(np.float64, pad_id=None)
     per_sequence = masked_sparse_categorical_crossentropy(y, z, pad_id=None)
