@@ -21,10 +21,14 @@ Every step is a ``tf.function`` over a kernel variable ``[vocab, dim]`` and a
 bias ``[vocab]`` (one pair per optimizer, so optimizers do not share
 weights; the two rows without an update share one pair) and a fixed random
 input batch; the losses gather from the variable itself, so no step copies
-the whole matrix unless its maths needs it. Steps are
-timed interleaved (a, b, c, ..., a, b, c, ..., the order rotating every round)
-so that load on a shared machine hits all rows alike, after warm-up steps that
-also trace the functions; the table shows medians and ratios.
+the whole matrix unless its maths needs it.
+
+Steps are timed interleaved, every row once per round in a fresh random order,
+so that load on a shared machine hits all rows alike and no row always runs
+right after a heavy one (a step that follows a dense [vocab, dim] update
+starts with cold caches; with a fixed cyclic order that cost fell on the same
+rows every round). Warm-up rounds come first and also trace the functions;
+the table shows medians, the 10th-90th percentile range, and ratios.
 """
 
 from __future__ import annotations
@@ -141,8 +145,7 @@ def main() -> None:
     times = {key: [] for key in order}
     losses = {key: [] for key in order}
     for round_index in range(args.warmup + args.repeats):
-        shift = round_index % len(order)
-        for key in order[shift:] + order[:shift]:
+        for key in (order[i] for i in rng.permutation(len(order))):
             start = time.perf_counter()
             loss, _ = steps[key]()
             loss = float(loss.numpy())
