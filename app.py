@@ -84,7 +84,7 @@ def home() -> None:
 
 st.set_page_config(
     page_title="lossviz",
-    page_icon=":material/insights:",
+    page_icon="📉",
     layout="wide",
     # Presenter mode starts with the sidebar folded away.
     initial_sidebar_state="collapsed" if classroom.presenting_url() else "auto",

@@ -91,3 +91,31 @@ def test_figure_summaries_follow_their_data():
         y_title="y",
     )
     assert summarize(fig) == "2×2 values, largest magnitude -2 at (r0, v); 2 non-zero"
+
+
+def test_summary_reads_a_figure_after_it_was_serialised():
+    # A page may cache a figure with st.cache_data, which pickles it: the copy
+    # holds its arrays as plotly's base64 typed arrays.
+    import pickle
+
+    fig = charts.line(
+        np.array([1.0, 2.0, 3.0]),
+        {"loss": np.array([2.0, 1.0, 0.5])},
+        title="t",
+        x_title="x",
+        y_title="y",
+    )
+    before = summarize(fig)
+    fig = pickle.loads(pickle.dumps(fig))
+    assert isinstance(fig.data[0].x, dict)
+    assert summarize(fig) == before == "loss: falls 75% from 2 at 1 to 0.5 at 3"
+    heat = charts.heatmap(
+        np.array([[1.0, -3.0]]),
+        x_labels=["a", "b"],
+        y_labels=["r"],
+        title="t",
+        x_title="x",
+        y_title="y",
+    )
+    heat = pickle.loads(pickle.dumps(heat))
+    assert "largest magnitude -3" in summarize(heat)

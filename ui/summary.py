@@ -7,6 +7,8 @@ NaN from 150 (12 of 40 points)".
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 
 
@@ -16,14 +18,27 @@ def _num(v) -> str:
 
 
 def _values(seq) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in seq], dtype=float)
+    """Trace data as floats: lists (None is a gap), arrays, or the base64
+    typed arrays plotly leaves behind once a figure has been serialised."""
+    if isinstance(seq, dict) and "bdata" in seq:
+        flat = np.frombuffer(base64.b64decode(seq["bdata"]), dtype=seq["dtype"])
+        shape = seq.get("shape")
+        if shape:
+            flat = flat.reshape([int(n) for n in str(shape).split(",")])
+        return flat.astype(float)
+    if isinstance(seq, np.ndarray):
+        return seq.astype(float)
+    return np.array(
+        [np.nan if v is None else v for v in np.asarray(seq, dtype=object).ravel()],
+        dtype=float,
+    ).reshape(np.shape(seq))
 
 
 def describe_series(name: str, x, y) -> str:
     """How one curve moves from its first to its last finite point, and where
     it stops being finite."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
+    x = _values(x)
+    y = _values(y)
     finite = np.isfinite(y)
     parts = []
     if finite.sum() >= 2:
@@ -80,14 +95,18 @@ def summarize(fig) -> str:
                     )
                 )
         elif kind == "histogram":
-            v = np.asarray(trace.x, dtype=float)
+            v = _values(trace.x)
             if v.size:
                 lines.append(
                     f"{name}: {v.size} values, median {_num(np.median(v))}, "
                     f"range {_num(v.min())} to {_num(v.max())}"
                 )
         elif kind == "heatmap":
-            z = np.array([_values(row) for row in trace.z])
+            z = (
+                _values(trace.z)
+                if isinstance(trace.z, dict)
+                else np.array([_values(row) for row in trace.z])
+            )
             if np.isfinite(z).any():
                 idx = np.unravel_index(np.nanargmax(np.abs(z)), z.shape)
                 ys, xs = trace.y, trace.x

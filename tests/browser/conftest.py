@@ -7,6 +7,7 @@ installs both where it can). Screenshots go to ``artifacts/screenshots``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -106,16 +107,40 @@ def browser():
         browser.close()
 
 
+# Opening /<page> directly, Streamlit's frontend first asks for its endpoints
+# under that path, gets a 404, and then finds them at the root: not an error.
+_PROBE = re.compile(r"/[^/]+/_stcore/(host-config|health)$")
+
+
+def watch_errors(page) -> list:
+    """Collects console errors, page errors and failed requests of ``page``."""
+    errors = []
+
+    def on_console(message):
+        if message.type == "error" and not message.text.startswith(
+            "Failed to load resource"
+        ):
+            errors.append(f"console: {message.text}")
+
+    def on_response(response):
+        if response.status >= 400 and not _PROBE.search(response.url):
+            errors.append(f"HTTP {response.status}: {response.url}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    page.on("response", on_response)
+    page.on(
+        "requestfailed",
+        lambda r: errors.append(f"request failed: {r.url} ({r.failure})"),
+    )
+    return errors
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    page.console_errors = []
-    page.on(
-        "console",
-        lambda m: page.console_errors.append(m.text) if m.type == "error" else None,
-    )
-    page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+    page.console_errors = watch_errors(page)
     yield page
     context.close()
 
@@ -148,7 +173,19 @@ def wait_until_idle(page, timeout: float = 60_000, quiet_ms: int = 400) -> None:
 
 
 def screenshot(page, name: str) -> Path:
+    """The whole page: Streamlit scrolls inside its main area, so the viewport
+    is made as tall as that area's content for the shot, then put back."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
+    size = page.viewport_size
+    height = page.evaluate(
+        """() => {
+            const main = document.querySelector("[data-testid='stMain']");
+            return main ? main.scrollHeight : document.body.scrollHeight;
+        }"""
+    )
+    page.set_viewport_size({"width": size["width"], "height": max(height, 600)})
+    page.wait_for_timeout(300)
     page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
     return path
