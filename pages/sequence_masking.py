@@ -460,7 +460,10 @@ for key, label in shown.items():
 st.caption(
     "Same seed at every point. Over the padding share, rows are cut shorter from "
     "their end (the end token moves with the cut) while the noise in the logits "
-    "stays the same; over the end weight the batch stays as it is."
+    "stays the same; over the end weight the batch stays as it is. Near 100 % "
+    "padding the rows left are mostly start and end tokens, which this model "
+    "predicts well, so the masked means fall too; they reach 0 only when no "
+    "token is left."
 )
 
 ui.use_it(
