@@ -17,6 +17,7 @@ loads with ``keras.saving.load_model`` and no ``custom_objects``.
 # First: TensorFlow's start-up notices are filtered only if we import it first.
 from lossviz import _tf  # noqa: F401  # isort: skip
 from lossviz.multilabel import BPMLL, bpmll_loss, bpmll_loss_loop, bpmll_loss_pairwise
+from lossviz.optimizers import LazyAdam
 from lossviz.sampled import SampledSoftmax, full_softmax_loss, sampled_softmax_loss
 from lossviz.sequence import (
     MaskedSparseCategoricalCrossentropy,
@@ -54,6 +55,7 @@ __all__ = [
     "CosineTripletLossLayer",
     "EmbeddingTargetLoss",
     "IdentityLoss",
+    "LazyAdam",
     "MaskedCrossEntropyLayer",
     "MaskedSparseCategoricalCrossentropy",
     "SampledSoftmax",
