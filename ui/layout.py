@@ -19,27 +19,8 @@ _NONFINITE_HELP = (
 )
 
 
-def _leave_pages_directory_mode() -> None:
-    """Hands a page opened by the very first visitor back to the router.
-
-    Until ``app.py`` has called ``st.navigation`` once, Streamlit serves a
-    ``pages/`` folder in its older multipage mode: the first visitor of a fresh
-    server who opens a page's URL directly gets that page without the app's
-    sidebar (seed, classroom switches). Switching the mode off and rerunning
-    sends that visitor through ``app.py`` to the same page.
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without it has no such mode
-        return
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
 def header(title: str, formula: str | None = None, intro: str | None = None) -> None:
     """The page title, its formula (LaTeX) and a few sentences of what to try."""
-    _leave_pages_directory_mode()
     controls.start_page()
     classroom.start_page()
     st.title(title)
