@@ -190,11 +190,13 @@ def mark_powers(fig, power, first_nan=None, label_y=1.0):
 
     On a log axis Plotly puts shapes in data units but annotations in log10
     units (plotly.py#2580), so the labels get ``log10`` and the shapes do not.
-    The figure is extended as a dict, the way ``ui.charts`` builds it.
+    The layout is extended as a dict, the way ``ui.charts`` builds it; the
+    traces are reused as they are (``to_plotly_json`` would turn their arrays
+    into base64 dicts).
     """
-    spec = fig.to_plotly_json()
-    shapes = list(spec["layout"].get("shapes", ()))
-    notes = list(spec["layout"].get("annotations", ()))
+    layout = fig.layout.to_plotly_json()
+    shapes = list(layout.get("shapes", ()))
+    notes = list(layout.get("annotations", ()))
     if first_nan is not None:
         shapes.append(
             {
@@ -246,8 +248,8 @@ def mark_powers(fig, power, first_nan=None, label_y=1.0):
             "yanchor": "bottom" if label_y >= 1 else "middle",
         }
     )
-    spec["layout"]["shapes"], spec["layout"]["annotations"] = shapes, notes
-    return go.Figure(spec, _validate=False)
+    layout["shapes"], layout["annotations"] = shapes, notes
+    return go.Figure({"data": fig.data, "layout": layout}, _validate=False)
 
 
 @ui.cache_resource(max_entries=256, show_spinner=False)

@@ -52,6 +52,13 @@ def test_page_runs_with_title_formula_and_metrics(app):
     assert any("Use it in your model" in e.label for e in app.expander)
 
 
+def test_every_chart_has_a_text_summary(app):
+    # ui.plot writes a summary of each figure's own data under it
+    captions = " ".join(c.value for c in app.caption)
+    for name in ("loss, batch mean:", "‖∂L/∂logits‖:", "log space:", "softmax p:"):
+        assert name in captions, name
+
+
 def test_every_control_at_min_default_and_max(app):
     for key, (_, low, default, high) in CONTROLS.items():
         for value in (low, high, default):
