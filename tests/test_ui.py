@@ -93,3 +93,17 @@ def test_every_chart_is_a_valid_plotly_figure():
         validated = go.Figure(fig.to_dict())
         assert validated.layout.title.text == "t"
         assert validated.layout.xaxis.title.text == "x"
+
+
+def test_marker_label_sits_on_the_marker_on_a_log_axis():
+    fig = charts.line(
+        [1, 10, 100],
+        {"a": [1, 2, 3]},
+        title="t",
+        x_title="x",
+        y_title="y",
+        marker_x=100,
+        log_x=True,
+    )
+    assert fig.layout.shapes[0].x0 == 100
+    assert fig.layout.annotations[0].x == 2.0

@@ -42,14 +42,15 @@ def _figure(data, title, x_title, y_title, height=None, **layout) -> go.Figure:
         "xaxis": {"title": {"text": x_title}, **layout.pop("xaxis", {})},
         "yaxis": {"title": {"text": y_title}, **layout.pop("yaxis", {})},
         "margin": {"l": 10, "r": 10, "t": 60, "b": 10},
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+        # Below the plot: a legend that wraps must not cover the title.
+        "legend": {"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0},
         **({"height": height} if height else {}),
         **layout,
     }
     return go.Figure({"data": data, "layout": layout}, _validate=False)
 
 
-def _vline(x: float, label: str, line_color: str | None = None):
+def _vline(x: float, label: str, line_color: str | None = None, log_x=False):
     line = {"dash": "dash", "width": 1.5}
     if line_color:
         line["color"] = line_color
@@ -64,7 +65,9 @@ def _vline(x: float, label: str, line_color: str | None = None):
         "line": line,
     }
     note = {
-        "x": x,
+        # Plotly places annotations on a log axis in log10 units, shapes in
+        # data units.
+        "x": float(np.log10(x)) if log_x and x > 0 else x,
         "xref": "x",
         "y": 1,
         "yref": "paper",
@@ -141,7 +144,7 @@ def line(
         )
     layout = {"xaxis": {}, "yaxis": {}}
     if marker_x is not None:
-        shape, note = _vline(float(marker_x), marker_label)
+        shape, note = _vline(float(marker_x), marker_label, log_x=log_x)
         layout["shapes"] = [shape]
         layout["annotations"] = [note]
     if log_x:
