@@ -495,8 +495,8 @@ def _log_count(count, dtype) -> tf.Tensor:
     return tf.math.log(tf.maximum(count, np.finfo(dtype.as_numpy_dtype).tiny))
 
 
-def _sampled_loss_core(weights, biases, labels_flat, flat, candidates, remove_hits):
-    """``[N]`` sampled losses from flat inputs ``[N, D]`` and given candidates.
+def _sampled_logits_core(weights, biases, labels_flat, flat, candidates, remove_hits):
+    """``[N, 1 + S]`` corrected logits, the true class first, from flat inputs.
 
     ``remove_hits`` may be a Python bool or a bool tensor.
     """
@@ -517,7 +517,14 @@ def _sampled_loss_core(weights, biases, labels_flat, flat, candidates, remove_hi
     hits = tf.logical_and(labels_flat[:, None] == sampled[None, :], remove_hits)
     # The lowest finite value, not -inf: exp gives 0 and the gradient stays 0.
     sampled_logits = tf.where(hits, dtype.min, sampled_logits)
-    logits = tf.concat([true_logits[:, None], sampled_logits], 1)
+    return tf.concat([true_logits[:, None], sampled_logits], 1)
+
+
+def _sampled_loss_core(weights, biases, labels_flat, flat, candidates, remove_hits):
+    """``[N]`` sampled losses from flat inputs ``[N, D]`` and given candidates."""
+    logits = _sampled_logits_core(
+        weights, biases, labels_flat, flat, candidates, remove_hits
+    )
     return tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.zeros_like(labels_flat), logits=logits
     )
@@ -622,6 +629,74 @@ def sampled_softmax_loss(
         remove_accidental_hits,
     )
     return tf.reshape(loss, tf.shape(inputs)[:-1])
+
+
+@_plain
+def logit_gradients(
+    weights,
+    biases,
+    labels,
+    inputs,
+    num_sampled=None,
+    *,
+    remove_accidental_hits=True,
+    sampled_values=None,
+    seed=None,
+) -> tf.Tensor:
+    """Each sample's loss gradient with respect to its own logits ``z = W x + b``.
+
+    Full loss (``num_sampled=None``): ``softmax(z) - onehot(y)`` over every
+    class. Sampled loss: with ``p = softmax`` of the corrected logits over the
+    true class and the sampled ones, the label's entry is ``p_true - 1``, each
+    sampled class gets its ``p_s`` (added to the label's entry if it is the
+    label and hits are kept; 0 if the hit is removed), every other class 0.
+    These are what flow back into the rows of ``weights`` and ``biases``; they
+    equal the gradient of ``sampled_softmax_loss`` for that sample alone with
+    respect to ``biases``.
+
+    Args:
+      weights, biases, labels, inputs, remove_accidental_hits, sampled_values,
+        seed: as in ``sampled_softmax_loss``.
+      num_sampled: None for the full loss, else ``S`` as in
+        ``sampled_softmax_loss``.
+
+    Returns:
+      ``[batch, num_classes]`` (or ``[batch, time, num_classes]``), float32
+      unless ``inputs`` is float64. This forms the dense per-sample gradient,
+      for inspection; training never needs it.
+
+    Raises:
+      ValueError: as ``sampled_softmax_loss``.
+    """
+    weights, biases, labels_flat, inputs, num_classes = _prepare(
+        weights, biases, labels, inputs
+    )
+    flat = _flatten_inputs(inputs)
+    dtype = flat.dtype
+    one_hot = tf.one_hot(labels_flat, num_classes, dtype=dtype)
+    if num_sampled is None:
+        logits = tf.matmul(flat, tf.cast(weights, dtype), transpose_b=True)
+        grads = tf.nn.softmax(logits + tf.cast(biases, dtype)) - one_hot
+    else:
+        num_sampled = _check_num_sampled(num_sampled, num_classes)
+        hits = _check_flag("remove_accidental_hits", remove_accidental_hits)
+        if sampled_values is None:
+            sampled_values = _candidates(
+                labels_flat, num_sampled, num_classes, seed, True
+            )
+        candidates = _unpack_sampled_values(sampled_values, num_sampled)
+        probs = tf.nn.softmax(
+            _sampled_logits_core(weights, biases, labels_flat, flat, candidates, hits)
+        )
+        num_labels = tf.shape(labels_flat, out_type=tf.int64)[0]
+        rows = tf.repeat(tf.range(num_labels), num_sampled)
+        columns = tf.tile(candidates[0], [num_labels])
+        grads = tf.tensor_scatter_nd_add(
+            one_hot * (probs[:, :1] - 1.0),
+            tf.stack([rows, columns], 1),
+            tf.reshape(probs[:, 1:], [-1]),
+        )
+    return tf.reshape(grads, tf.concat([tf.shape(inputs)[:-1], [num_classes]], 0))
 
 
 # --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ NUM_DRAWS = 100  # seeds behind the histogram
 SWEEP_DRAWS = 30  # seeds per point of the bias/spread sweep
 SAMPLED_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 VOCAB_CHOICES = [100, 1_000, 10_000, 50_000]
-TIMING_REPEATS = 5
+TIMING_REPEATS = 7
 
 INTRO = f"""
 A language model's last layer scores every word of the vocabulary: with `C` words
@@ -43,8 +43,8 @@ What to try:
   bias several times larger. The log-uniform sampler assumes a vocabulary
   sorted by frequency.
 - **Accidental hits**: a frequent true word is often in the sample too. Without
-  removing it, it counts twice; look at the gradient bars of a sample whose
-  label is a small id.
+  removing it, it counts twice; look at the gradient heatmaps for a sample
+  whose label is a small id.
 - **Cost**: the sampled forward and backward pass reads `{BATCH} + S` rows of
   the `[C, {DIM}]` matrix, the full one all `C`. Try 50,000 words.
 """
@@ -67,47 +67,34 @@ def arguments(vocab, zipf, seed):
 
 @ui.cache_data(show_spinner=False)
 def current(vocab, num_sampled, hits, zipf, seed):
-    """Losses and their gradients with respect to the inputs, full and sampled."""
+    """Per-sample losses, full and sampled, and the full loss' input gradient."""
     weights, biases, labels, inputs = arguments(vocab, zipf, seed)
     full, full_grad = analysis.value_and_grad(
         lambda x: sampled.full_softmax_loss(weights, biases, labels, x), inputs
     )
-    estimate, sampled_grad = analysis.value_and_grad(
-        lambda x: sampled.sampled_softmax_loss(
-            weights, biases, labels, x, num_sampled,
-            remove_accidental_hits=hits, seed=seed,
-        ),
-        inputs,
+    estimate = sampled.sampled_softmax_loss(
+        weights, biases, labels, inputs, num_sampled,
+        remove_accidental_hits=hits, seed=seed,
     )  # fmt: skip
-    return {
-        "full": full,
-        "full_grad": full_grad,
-        "sampled": estimate,
-        "sampled_grad": sampled_grad,
-    }
+    return {"full": full, "full_grad": full_grad, "sampled": estimate.numpy()}
 
 
 @ui.cache_data(show_spinner=False)
-def logit_gradients(vocab, num_sampled, hits, zipf, seed, sample):
-    """One sample's gradient with respect to its logits, full and sampled.
+def logit_gradients(vocab, num_sampled, hits, zipf, seed):
+    """The first samples' gradients with respect to their logits, full and sampled.
 
-    A logit is ``w_c . x + b_c``: its gradient is the gradient with respect to
-    the bias ``b_c`` of that sample's loss alone (the sampled candidates depend
-    only on the seed, so they are the batch's).
+    Returns the classes shown (the 10 most frequent and the labels) and the
+    two ``[samples, classes]`` gradients there.
     """
     weights, biases, labels, inputs = arguments(vocab, zipf, seed)
-    label, row = labels[sample : sample + 1], inputs[sample : sample + 1]
-    _, full = analysis.value_and_grad(
-        lambda b: sampled.full_softmax_loss(weights, b, label, row), biases
-    )
-    _, estimate = analysis.value_and_grad(
-        lambda b: sampled.sampled_softmax_loss(
-            weights, b, label, row, num_sampled,
-            remove_accidental_hits=hits, seed=seed,
-        ),
-        biases,
+    labels, inputs = labels[:SHOWN_SAMPLES], inputs[:SHOWN_SAMPLES]
+    classes = sorted(set(range(min(vocab, 10))) | set(labels.tolist()))
+    full = sampled.logit_gradients(weights, biases, labels, inputs)
+    estimate = sampled.logit_gradients(
+        weights, biases, labels, inputs, num_sampled,
+        remove_accidental_hits=hits, seed=seed,
     )  # fmt: skip
-    return full, estimate
+    return classes, full.numpy()[:, classes], estimate.numpy()[:, classes]
 
 
 @ui.cache_data(show_spinner="Drawing the sampled loss under many seeds…")
@@ -164,6 +151,7 @@ def timings(vocab, num_sampled, hits, zipf, seed, nonce):
         seconds[kind] = analysis.median_time(
             lambda step=step: step(labels, inputs, num_sampled, seed, hits),
             repeats=TIMING_REPEATS,
+            warmup=2,
         )
     return seconds
 
@@ -197,40 +185,21 @@ def histogram_figure(vocab, num_sampled, hits, zipf, seed):
 
 
 def gradient_figures(vocab, num_sampled, hits, zipf, seed):
-    result = current(vocab, num_sampled, hits, zipf, seed)
+    classes, full, estimate = logit_gradients(vocab, num_sampled, hits, zipf, seed)
     labels = example(vocab, zipf, seed)["labels"]
-    dims = [str(d) for d in range(DIM)]
     return tuple(
         ui.charts.heatmap(
-            result[key][:SHOWN_SAMPLES],
-            x_labels=dims,
+            grad,
+            x_labels=[f"c{c}" for c in classes],
             y_labels=sample_names(labels),
             title=title,
-            x_title="input dimension",
+            x_title="class (0 = most frequent)",
             y_title="sample",
         )
-        for key, title in (
-            ("full_grad", "∂ full loss / ∂ inputs"),
-            ("sampled_grad", f"∂ sampled loss / ∂ inputs (S = {num_sampled})"),
+        for grad, title in (
+            (full, "∂ full loss / ∂ logits"),
+            (estimate, f"∂ sampled loss / ∂ logits (S = {num_sampled})"),
         )
-    )
-
-
-def logit_figure(vocab, num_sampled, hits, zipf, seed, sample):
-    full, estimate = logit_gradients(vocab, num_sampled, hits, zipf, seed, sample)
-    label = int(example(vocab, zipf, seed)["labels"][sample])
-    # The label, and the classes with the largest gradient in either loss.
-    shown = {label}
-    shown.update(np.argsort(-np.abs(full))[:12].tolist())
-    shown.update(np.argsort(-np.abs(estimate))[:12].tolist())
-    shown = sorted(shown)
-    names = [f"{c} (label)" if c == label else str(c) for c in shown]
-    return ui.charts.bars(
-        names,
-        {"full": full[shown], f"sampled, S = {num_sampled}": estimate[shown]},
-        title=f"Sample {sample}: ∂ loss / ∂ logits, largest classes and the label",
-        x_title="class id (0 = most frequent)",
-        y_title="gradient",
     )
 
 
@@ -279,7 +248,7 @@ def sweep_figures(vocab, hits, zipf, seed, num_sampled):
 # a figure to serialise it). One cached function keeps the per-run cost of
 # Streamlit's cache bookkeeping low.
 @ui.cache_resource(max_entries=256, show_spinner=False)
-def figures(vocab, num_sampled, hits, zipf, seed, sample):
+def figures(vocab, num_sampled, hits, zipf, seed):
     error, loss, grad = sweep_figures(vocab, hits, zipf, seed, num_sampled)
     full_grad, sampled_grad = gradient_figures(vocab, num_sampled, hits, zipf, seed)
     return {
@@ -289,7 +258,6 @@ def figures(vocab, num_sampled, hits, zipf, seed, sample):
         "grad": grad,
         "full_grad": full_grad,
         "sampled_grad": sampled_grad,
-        "logits": logit_figure(vocab, num_sampled, hits, zipf, seed, sample),
     }
 
 
@@ -298,7 +266,7 @@ def figures(vocab, num_sampled, hits, zipf, seed, sample):
 
 ui.header("Sampled softmax", sampled.FORMULA, INTRO)
 
-left, middle, right = st.columns(3)
+left, right = st.columns(2)
 with left:
     chosen = ui.select_slider(
         "Sampled classes S",
@@ -316,7 +284,7 @@ with left:
         format_func=lambda v: f"{v:,}",
         help="num_classes: rows of the output matrix [C, 64].",
     )
-with middle:
+with right:
     hits = ui.toggle(
         "Remove accidental hits",
         key="ss_hits",
@@ -331,14 +299,6 @@ with middle:
         help="On: labels are drawn from the sampler's own log-uniform "
         "distribution, like words of a text. Off: uniformly over the vocabulary.",
     )
-with right:
-    sample = ui.selectbox(
-        "Sample to show",
-        key="ss_sample",
-        value=0,
-        options=list(range(SHOWN_SAMPLES)),
-        help="Whose gradient with respect to the logits the bar chart shows.",
-    )
 ui.reset_button(PAGE)
 
 num_sampled = min(chosen, vocab)
@@ -347,7 +307,8 @@ if num_sampled < chosen:
 seed = ui.seed()
 now = current(vocab, num_sampled, hits, zipf, seed)
 batch_means, full_mean = draws(vocab, num_sampled, hits, zipf, seed)
-figs = figures(vocab, num_sampled, hits, zipf, seed, sample)
+setting = (vocab, num_sampled, hits, zipf, seed)
+figs = figures(*setting)
 bias = float(np.mean(batch_means)) - full_mean
 
 metrics = st.columns(4)
@@ -412,13 +373,14 @@ with grad_left:
     ui.plot(figs["full_grad"])
 with grad_right:
     ui.plot(figs["sampled_grad"])
-ui.nonfinite_note("sampled gradient", now["sampled_grad"])
-ui.plot(figs["logits"])
+ui.nonfinite_note("sampled gradient", logit_gradients(*setting)[2])
 st.caption(
-    "The full gradient with respect to the logits is softmax − one-hot over all "
+    f"Columns: the 10 most frequent classes and the labels of the first "
+    f"{SHOWN_SAMPLES} samples. The full gradient is softmax − one-hot over all "
     f"{vocab:,} classes; the sampled one is non-zero only on the label and the "
-    f"{num_sampled} sampled classes, and is what flows back into the "
-    "IndexedSlices gradient of the output matrix."
+    f"{num_sampled} sampled classes, and only those rows of the output matrix "
+    "receive a gradient (an IndexedSlices). With accidental hits kept, a "
+    "frequent label is pushed down by its sampled copy: its cell is less negative."
 )
 
 st.subheader("Cost of one forward and backward pass", divider="gray")
@@ -458,7 +420,7 @@ with cost[3]:
         key="ss_remeasure",
         on_click=remeasure,
         icon=":material/timer:",
-        help="Time both passes again (median of 5 after a warm-up).",
+        help=f"Time both passes again (median of {TIMING_REPEATS} after a warm-up).",
     )
 
 ui.use_it(

@@ -14,7 +14,6 @@ CONTROLS = {
     "ss_vocab": ("select_slider", 100, 10_000, 50_000),
     "ss_hits": ("toggle", False, True, True),
     "ss_zipf": ("toggle", False, True, True),
-    "ss_sample": ("selectbox", 0, 0, 7),
 }
 METRICS = {
     "Full loss (batch mean)",
@@ -122,7 +121,7 @@ def test_measure_again_times_anew(app):
 def test_reset_restores_defaults(app):
     defaults = estimates(app)
     changed = {"ss_sampled": 512, "ss_vocab": 1_000, "ss_hits": False,
-               "ss_zipf": False, "ss_sample": 3}  # fmt: skip
+               "ss_zipf": False}  # fmt: skip
     for key, value in changed.items():
         widget(app, key).set_value(value)
     app.run()

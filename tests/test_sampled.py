@@ -16,6 +16,7 @@ from lossviz.sampled import (
     full_softmax_loss,
     log_uniform_candidate_sampler,
     log_uniform_probability,
+    logit_gradients,
     sampled_softmax_loss,
     sampled_softmax_loss_draws,
 )
@@ -517,6 +518,39 @@ def test_forward_backward_function_computes_the_mean_loss(kind):
         expected = np.mean(sampled_softmax_loss(w, b, y, x, 10, seed=2))
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
     assert len(checksums) == 3 and np.all(np.isfinite(checksums))
+
+
+@pytest.mark.parametrize("num_sampled", [None, 5])
+@pytest.mark.parametrize("remove_hits", [True, False])
+def test_logit_gradients_match_per_sample_autodiff(num_sampled, remove_hits):
+    w, b, y, x = problem(num_classes=12, dim=3, batch=2, time=2, dtype=np.float64)
+    values = None if num_sampled is None else candidates_with_hits(y, 12, 5)
+    grads = logit_gradients(
+        w, b, y, x, num_sampled,
+        remove_accidental_hits=remove_hits, sampled_values=values,
+    )  # fmt: skip
+    assert grads.shape == (2, 2, 12) and grads.dtype == tf.float64
+    for i, j in np.ndindex(2, 2):
+        biases = tf.constant(b)
+        with tf.GradientTape() as tape:
+            tape.watch(biases)
+            if num_sampled is None:
+                loss = full_softmax_loss(w, biases, y[i, j : j + 1], x[i, j : j + 1])
+            else:
+                one = (values[0], values[1][2 * i + j : 2 * i + j + 1], values[2])
+                loss = sampled_softmax_loss(
+                    w, biases, y[i, j : j + 1], x[i, j : j + 1], 5,
+                    remove_accidental_hits=remove_hits, sampled_values=one,
+                )  # fmt: skip
+        expected = tf.convert_to_tensor(tape.gradient(loss, biases))
+        np.testing.assert_allclose(grads[i, j], expected, rtol=1e-10, atol=1e-12)
+    # Each row sums to 0 for the full loss; only label and sampled rows move.
+    if num_sampled is None:
+        np.testing.assert_allclose(np.sum(grads, -1), 0.0, atol=1e-12)
+    else:
+        touched = set(values[0]) | set(y.ravel())
+        untouched = [c for c in range(12) if c not in touched]
+        np.testing.assert_array_equal(np.asarray(grads)[..., untouched], 0.0)
 
 
 def test_example_problem_shapes_and_repeatability():
