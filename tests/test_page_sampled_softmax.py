@@ -142,3 +142,19 @@ st.navigation([st.Page({PAGE!r}, title="Sampled softmax", default=True)]).run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Sampled softmax"
     assert set(metrics(at)) == METRICS
+
+
+def test_page_runs_inside_the_app():
+    missing = [
+        path
+        for path in ROOT.joinpath("app.py").read_text().split('"')
+        if path.startswith("pages/") and not ROOT.joinpath(path).exists()
+    ]
+    if missing:
+        pytest.skip(f"the app's other pages are not written yet: {missing}")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert not at.exception
+    at.switch_page("pages/sampled_softmax.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Sampled softmax"
+    assert set(metrics(at)) == METRICS
