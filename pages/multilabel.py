@@ -38,7 +38,7 @@ What to try:
 - **Raise the logit scale.** The worst pair differs by up to twice the scale, so
   the loss and its gradient grow like `e^(2·scale)`, where binary cross-entropy
   grows linearly.
-- **Samples 0 and 1** have no positive and no negative label respectively: no
+- **Samples s0 and s1** have no positive and no negative label respectively: no
   pair exists, so BP-MLL is **0 with a zero gradient**. The model learns
   nothing from them, while cross-entropy still pushes their scores.
 - **256 labels, then the scale from 40 to 50:** the factorised product
@@ -166,11 +166,11 @@ def sample_names(y_true):
     names = []
     for i, row in enumerate(y_true):
         if not row.any():
-            names.append(f"#{i} no positive")
+            names.append(f"s{i} no positive")
         elif row.all():
-            names.append(f"#{i} all positive")
+            names.append(f"s{i} all positive")
         else:
-            names.append(f"#{i}")
+            names.append(f"s{i}")
     return names
 
 
@@ -349,7 +349,7 @@ st.dataframe(
         "memory": [memory for _, _, memory in FORMS.values()],
         "median time (ms)": [f"{seconds[name] * 1e3:.3g}" for name in FORMS],
         "× log space": [f"{seconds[name] / fastest:.3g}" for name in FORMS],
-        "max relative gap to the loop": [
+        "relative gap to loop": [
             ui.format_value(relative_gap(values, reference), digits=3)
             for values in result["forms"].values()
         ],

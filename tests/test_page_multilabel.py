@@ -85,7 +85,7 @@ def test_page_shows_the_numbers_lossviz_computes(app):
 def test_forms_table_gives_one_number_per_sample(app):
     set_defaults(app)
     table = app.dataframe[0].value
-    assert list(table["sample"][:2]) == ["#0 no positive", "#1 all positive"]
+    assert list(table["sample"][:2]) == ["s0 no positive", "s1 all positive"]
     values = {name: table[name].astype(float).to_numpy() for name in FORM_COLUMNS}
     y_true, logits = multilabel.example_batch(
         8, 6, label_density=0.4, logit_scale=3.0, seed=0
