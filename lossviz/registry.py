@@ -85,7 +85,8 @@ class ParamSpec:
       choices: the allowed values of a ``str`` parameter.
       depends_on_data: a bound that only the data fixes (e.g. "at most
         num_classes - 1"); the loss function checks it.
-      ui_range: ``(low, high, step)`` for a slider, when the range is wide.
+      ui_range: ``(low, high, step)`` for a control (a slider for floats, a
+        number input for integers) where the allowed range is open or huge.
       ui_options: a list of values for a select-slider (e.g. a log grid).
     """
 
@@ -427,7 +428,7 @@ _MASKED_CE = LossEntry(
             0,
             "the padding label; a negative sentinel (e.g. -1) works too",
             depends_on_data="at most num_classes - 1",
-            ui_range=(-1, 20, 1),
+            ui_range=(-100, 1_000_000, 1),
         ),
     ),
     output="[batch]",
@@ -805,7 +806,7 @@ _SPECIAL_MAE = LossEntry(
             "the start token's class",
             low=0,
             depends_on_data="at most num_classes - 1",
-            ui_range=(0, 20, 1),
+            ui_range=(0, 1_000_000, 1),
         ),
         ParamSpec(
             "end_id",
@@ -814,7 +815,7 @@ _SPECIAL_MAE = LossEntry(
             "the end token's class",
             low=0,
             depends_on_data="at most num_classes - 1",
-            ui_range=(0, 20, 1),
+            ui_range=(0, 1_000_000, 1),
         ),
     ),
     output="[batch, time]",
