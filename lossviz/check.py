@@ -87,6 +87,13 @@ def _pickle_refused(source: str) -> CheckError:
 
 
 def _load_npy(data: bytes, source: str) -> np.ndarray:
+    if not data.startswith(_NPY_MAGIC):
+        if data[:1] == b"\x80":  # the opcode that starts a pickle
+            raise _pickle_refused(source)
+        raise CheckError(
+            f"{source} is not a .npy file (it has no NumPy header); save it with "
+            "np.save, or give a text file the .csv suffix."
+        )
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as error:

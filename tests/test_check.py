@@ -134,6 +134,10 @@ def test_npy_suffix_on_an_npz_and_garbage_bytes():
     )
     with pytest.raises(CheckError, match="not a readable .npy"):
         check.load_bytes(b"\x93NUMPY garbage", "broken.npy", "y_pred")
+    with pytest.raises(
+        CheckError, match="not a .npy file .* give a text file the .csv"
+    ):
+        check.load_bytes(b"1,2\n3,4\n", "table.npy", "y_pred")
 
 
 # --- CSV ------------------------------------------------------------------------------
