@@ -58,6 +58,11 @@ FORMULAS = {
         r"y = \operatorname{onehot}(\arg\max p) + p - \operatorname{sg}(p),"
         r"\qquad \frac{\partial y}{\partial p} = I"
     ),
+    "straight_through_loss": (
+        r"L = d\!\left(t,\ E_{\arg\max_v p_v,\,:}\right),"
+        r"\qquad \nabla_p L = E\, \nabla_{\hat e}\, d(t, \hat e)"
+        r"\big|_{\hat e = E_{\arg\max_v p_v,\,:}}"
+    ),
     "gumbel_softmax": (
         r"y = \operatorname{softmax}\!\left(\frac{z + g}{T}\right),"
         r"\quad g_i = -\log(-\log u_i),\ u_i \sim U(0, 1)"
@@ -281,8 +286,23 @@ def cosine_distance(a, b):
     return tf.clip_by_value(1.0 - cos, 0.0, 2.0)
 
 
+def _check_straight_through(straight_through):
+    if not isinstance(straight_through, bool | np.bool_):
+        raise ValueError(
+            f"`straight_through` must be True or False, got {straight_through!r}."
+        )
+    return bool(straight_through)
+
+
 def embedding_target_loss(
-    target, probs, embedding, power=1.0, iterations=1, distance="cosine"
+    target,
+    probs,
+    embedding,
+    power=1.0,
+    iterations=1,
+    distance="cosine",
+    *,
+    straight_through=False,
 ):
     """Distance between a target embedding and the sharpened expected embedding.
 
@@ -299,6 +319,11 @@ def embedding_target_loss(
       power: sharpening power in ``(0, 1e4]``; 1 only renormalises.
       iterations: sharpening iterations, an integer >= 1.
       distance: ``"cosine"`` or ``"mse"``.
+      straight_through: if True, the sharpened probabilities go through
+        ``straight_through_one_hot``: the loss is the distance to the
+        embedding row of the argmax token exactly, and its gradient with
+        respect to the sharpened probabilities is that of the soft lookup at
+        that row, ``E @ grad_e d(t, e)`` (identity through the one-hot).
 
     Returns:
       ``[...]`` per-sample distances; float32 unless ``probs`` is float64.
@@ -307,6 +332,10 @@ def embedding_target_loss(
       A zero target or zero predicted embedding has cosine 0 (distance 1) with
       a finite gradient. A large power makes the prediction the embedding row
       of the argmax, and the gradient with respect to ``probs`` vanishes.
+      With ``straight_through`` the value only changes when the argmax does
+      (ties go to the first maximum; a row without a positive entry still
+      gives the zero vector); the gradient does not vanish at ``power=1``,
+      but it still does at a large power, through the sharpening.
 
     Raises:
       ValueError: a parameter outside its range or mismatched shapes.
@@ -314,15 +343,22 @@ def embedding_target_loss(
     References:
       Sharpening in log space: the softmax/temperature identity, e.g. Hinton,
       Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network".
+      Straight-through: Bengio, Léonard & Courville (2013), "Estimating or
+      Propagating Gradients Through Stochastic Neurons".
     """
     check_number("power", power, low=0.0, high=MAX_POWER, low_open=True)
     check_number("iterations", iterations, low=1, integer=True)
     check_choice("distance", distance, DISTANCES)
+    straight_through = _check_straight_through(straight_through)
     probs = as_float(probs)
     target = as_float(target, probs.dtype)
-    predicted = soft_embedding_lookup(
-        power_sharpen(probs, power, iterations), embedding
-    )
+    weights = power_sharpen(probs, power, iterations)
+    if straight_through:
+        # A row without mass stays zero (as without straight-through) rather
+        # than becoming the one-hot of token 0.
+        has_mass = tf.reduce_any(weights > 0, axis=-1, keepdims=True)
+        weights = tf.where(has_mass, straight_through_one_hot(weights), weights)
+    predicted = soft_embedding_lookup(weights, embedding)
     if None not in (target.shape.rank, predicted.shape.rank):
         if target.shape[-1] is not None and predicted.shape[-1] is not None:
             if target.shape[-1] != predicted.shape[-1]:
@@ -461,6 +497,8 @@ class EmbeddingTargetLoss(keras.losses.Loss):
       iterations: sharpening iterations, an integer >= 1.
       distance: ``"cosine"`` or ``"mse"``.
       reduction, name, dtype: as for ``keras.losses.Loss``.
+      straight_through: if True, the loss sees the embedding of the argmax
+        token and passes the soft gradient (see ``embedding_target_loss``).
     """
 
     def __init__(
@@ -472,11 +510,13 @@ class EmbeddingTargetLoss(keras.losses.Loss):
         reduction="sum_over_batch_size",
         name="embedding_target_loss",
         dtype=None,
+        straight_through=False,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         check_number("power", power, low=0.0, high=MAX_POWER, low_open=True)
         check_number("iterations", iterations, low=1, integer=True)
         check_choice("distance", distance, DISTANCES)
+        straight_through = _check_straight_through(straight_through)
         embedding = np.asarray(embedding, dtype=np.float64)
         if embedding.ndim != 2:
             raise ValueError(
@@ -487,6 +527,7 @@ class EmbeddingTargetLoss(keras.losses.Loss):
         self.power = float(power)
         self.iterations = int(iterations)
         self.distance = distance
+        self.straight_through = straight_through
 
     def call(self, y_true, y_pred):
         return embedding_target_loss(
@@ -496,6 +537,7 @@ class EmbeddingTargetLoss(keras.losses.Loss):
             power=self.power,
             iterations=self.iterations,
             distance=self.distance,
+            straight_through=self.straight_through,
         )
 
     def get_config(self):
@@ -505,5 +547,6 @@ class EmbeddingTargetLoss(keras.losses.Loss):
             power=self.power,
             iterations=self.iterations,
             distance=self.distance,
+            straight_through=self.straight_through,
         )
         return config

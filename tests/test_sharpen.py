@@ -383,6 +383,164 @@ def test_embedding_target_loss_gradient_float64(distance):
     jacobians(loss, target, probs, emb)
 
 
+# --- embedding_target_loss(straight_through=True) ---------------------------------
+
+
+def np_straight_through_grad(target, probs, emb, distance, step=1e-6):
+    """d loss / d probs of the straight-through loss at power 1, in numpy.
+
+    The loss sees e = E[argmax p]; its gradient with respect to the one-hot
+    weights w is E @ grad_e d(t, e) (central differences here), and the
+    renormalisation p / sum(p) at sum(p) = 1 maps it to g_w - (p . g_w).
+    """
+
+    def d(t, e):
+        if distance == "cosine":
+            return np_cosine_distance(t[None], e[None])[0]
+        return np.mean((t - e) ** 2)
+
+    out = np.zeros_like(probs, dtype=np.float64)
+    for i, (t, p) in enumerate(zip(target, probs, strict=True)):
+        e = emb[np.argmax(p)].astype(np.float64)
+        grad_e = np.zeros_like(e)
+        for k in range(len(e)):
+            up, down = e.copy(), e.copy()
+            up[k] += step
+            down[k] -= step
+            grad_e[k] = (d(t, up) - d(t, down)) / (2 * step)
+        grad_w = emb @ grad_e
+        out[i] = grad_w - np.dot(p, grad_w)
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("distance", ["cosine", "mse"])
+@pytest.mark.parametrize("power", [1.0, 3.0, 500.0])
+def test_straight_through_loss_is_the_distance_to_the_argmax_row(
+    dtype, distance, power
+):
+    rng = np.random.default_rng(30)
+    probs = random_probs(rng, (2, 3, 8)).astype(dtype)
+    emb = rng.normal(size=(8, 5))
+    target = rng.normal(size=(2, 3, 5))
+    out = embedding_target_loss(
+        target, probs, emb, power, 1, distance, straight_through=True
+    )
+    assert out.dtype == tf.as_dtype(dtype)
+    assert out.shape == (2, 3)
+    hard = emb[np.argmax(probs, axis=-1)]
+    if distance == "cosine":
+        expected = np_cosine_distance(target, hard).reshape(2, 3)
+    else:
+        expected = keras.losses.mean_squared_error(target, hard).numpy()
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(out.numpy(), expected, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("distance", ["cosine", "mse"])
+def test_straight_through_gradient_float64(distance):
+    rng = np.random.default_rng(31)
+    probs = random_probs(rng, (4, 6))
+    emb = rng.normal(size=(6, 3))
+    target = rng.normal(size=(4, 3))
+    grad = gradient(
+        lambda p: embedding_target_loss(
+            target, p, emb, 1.0, 1, distance, straight_through=True
+        ),
+        probs,
+    )
+    expected = np_straight_through_grad(target, probs, emb, distance)
+    np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-8)
+    assert np.abs(grad).max() > 1e-3, "the gradient does not vanish at power 1"
+
+    # Target and embedding enter smoothly: numerical Jacobians apply.
+    def loss(t, e):
+        return embedding_target_loss(
+            t, tf.constant(probs), e, 1.0, 1, distance, straight_through=True
+        )
+
+    jacobians(loss, tf.constant(target), tf.constant(emb))
+
+
+def test_straight_through_gradient_still_vanishes_at_a_large_power():
+    rng = np.random.default_rng(32)
+    probs = random_probs(rng, (4, 6)).astype(np.float32)
+    emb = rng.normal(size=(6, 3)).astype(np.float32)
+    target = rng.normal(size=(4, 3)).astype(np.float32)
+
+    def grad_norm(power):
+        return np.linalg.norm(
+            gradient(
+                lambda p: embedding_target_loss(
+                    target, p, emb, power, straight_through=True
+                ),
+                probs,
+            )
+        )
+
+    assert grad_norm(1.0) > 1e-2
+    assert grad_norm(1e4) < 1e-6 * grad_norm(1.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_straight_through_row_without_mass_gives_zero_vector(dtype):
+    emb = tf.constant([[1.0, 2.0], [3.0, -1.0]], dtype)
+    probs = tf.constant([[0.0, 0.0], [0.4, 0.6]], dtype)
+    target = tf.constant([[1.0, 2.0], [1.0, 2.0]], dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(probs)
+        loss = embedding_target_loss(target, probs, emb, straight_through=True)
+    # the zero vector has cosine 0 with anything: distance 1, as without it
+    expected = [1.0, np_cosine_distance([[1.0, 2.0]], [[3.0, -1.0]])[0]]
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-6)
+    grad = tape.gradient(loss, probs).numpy()
+    assert np.isfinite(grad).all()
+    np.testing.assert_array_equal(grad[0], [0.0, 0.0])
+
+
+def test_straight_through_inside_tf_function_and_checked():
+    rng = np.random.default_rng(33)
+    p = tf.constant(random_probs(rng, (4, 8)), tf.float32)
+    emb = tf.constant(rng.normal(size=(8, 5)), tf.float32)
+    t = tf.constant(rng.normal(size=(4, 5)), tf.float32)
+    fn = tf.function(
+        lambda k: embedding_target_loss(t, p, emb, k, straight_through=True)
+    )
+    eager = embedding_target_loss(t, p, emb, 2.0, straight_through=True)
+    np.testing.assert_allclose(fn(tf.constant(2.0)).numpy(), eager.numpy(), 1e-6)
+    for bad in ("yes", 1, None):
+        with pytest.raises(ValueError, match="`straight_through`"):
+            embedding_target_loss(t, p, emb, straight_through=bad)
+        with pytest.raises(ValueError, match="`straight_through`"):
+            EmbeddingTargetLoss(emb.numpy(), straight_through=bad)
+
+
+def test_straight_through_class_config_and_saved_model(tmp_path):
+    rng = np.random.default_rng(34)
+    emb = rng.normal(size=(8, 5)).astype(np.float32)
+    x = rng.normal(size=(16, 3)).astype(np.float32)
+    y = rng.normal(size=(16, 5)).astype(np.float32)
+    loss = EmbeddingTargetLoss(emb, power=2.0, straight_through=True)
+    config = loss.get_config()
+    assert config["straight_through"] is True
+    assert EmbeddingTargetLoss.from_config(config).get_config() == config
+    assert EmbeddingTargetLoss(emb).get_config()["straight_through"] is False
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(8, activation="softmax")]
+    )
+    model.compile(optimizer="sgd", loss=loss)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    probs = model.predict(x, verbose=0)
+    expected = np.mean(np_cosine_distance(y, emb[np.argmax(probs, -1)]))
+    before = model.evaluate(x, y, verbose=0)
+    np.testing.assert_allclose(before, expected, rtol=1e-5)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.loss.straight_through is True
+    np.testing.assert_allclose(loaded.evaluate(x, y, verbose=0), before, rtol=1e-6)
+
+
 # --- straight-through and Gumbel-softmax --------------------------------------
 
 
@@ -679,3 +837,25 @@ def test_property_softmax_family_finite(z, log_temperature, hard, seed):
     for value, loss in zip((soft, sample), losses, strict=True):
         assert np.isfinite(value.numpy()).all()
         assert np.isfinite(tape.gradient(loss, x).numpy()).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    p=probs_strategy,
+    log_power=st.floats(-6.0, 4.0),
+    distance=st.sampled_from(["cosine", "mse"]),
+    seed=st.integers(0, 2**16),
+)
+def test_property_straight_through_loss_finite(p, log_power, distance, seed):
+    rng = np.random.default_rng(seed)
+    emb = tf.constant(rng.normal(size=(p.shape[-1], 3)), tf.float32)
+    target = tf.constant(rng.normal(size=(p.shape[0], 3)) * (seed % 2), tf.float32)
+    x = tf.constant(p)
+    with tf.GradientTape() as tape:
+        tape.watch([x, emb, target])
+        loss = embedding_target_loss(
+            target, x, emb, 10.0**log_power, 1, distance, straight_through=True
+        )
+    assert np.isfinite(loss.numpy()).all()
+    for g in tape.gradient(loss, [x, emb, target]):
+        assert np.isfinite(g.numpy()).all()
