@@ -49,6 +49,14 @@ PAGES = [
         "double loop, thousands of times faster, and finite where the naive "
         "form overflows.",
     ),
+    (
+        "pages/check.py",
+        "Check your tensors",
+        ":material/fact_check:",
+        "Upload or paste your own `y_true` and `y_pred`: the loss per sample, its "
+        "gradient, every NaN with the inputs behind it, and the closest Keras "
+        "built-in beside it. Also `python -m lossviz check` on the command line.",
+    ),
 ]
 
 
