@@ -817,14 +817,19 @@ def test_cli_missing_y_true_exits_2(tmp_path, capsys):
     assert "bpmll_loss needs y_true" in capsys.readouterr().err
 
 
-def test_cli_subprocess_exit_codes_and_json(tmp_path):
-    (tmp_path / "good").mkdir()
-    (tmp_path / "bad").mkdir()
+@pytest.fixture(scope="module", autouse=True)
+def cli_runs(tmp_path_factory):
+    """Three ``python -m lossviz check`` processes, started when this module's
+    first test starts: each spends seconds importing TensorFlow, which then
+    overlaps with the in-process tests instead of adding to them."""
+    root = tmp_path_factory.mktemp("cli")
     clean = check.example_arrays("bpmll_loss", seed=0)
     trouble = check.example_arrays("bpmll_loss", seed=0, nonfinite=True)
-    ok_paths = _save(tmp_path / "good", clean)
-    bad_paths = _save(tmp_path / "bad", trouble)
-    pickled = tmp_path / "pickled.npy"
+    (root / "good").mkdir()
+    (root / "bad").mkdir()
+    ok_paths = _save(root / "good", clean)
+    bad_paths = _save(root / "bad", trouble)
+    pickled = root / "pickled.npy"
     np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
 
     def start(*args):
@@ -834,7 +839,7 @@ def test_cli_subprocess_exit_codes_and_json(tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            cwd=tmp_path,
+            cwd=root,
             env=env,
         )
 
@@ -847,6 +852,15 @@ def test_cli_subprocess_exit_codes_and_json(tmp_path):
         ),
         "bad": start("--y-true", pickled, "--y-pred", ok_paths["y_pred"]),
     }
+    yield runs, clean
+    for proc in runs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_cli_subprocess_exit_codes_and_json(cli_runs):
+    runs, clean = cli_runs
     results = {
         key: (proc.communicate(timeout=240), proc.returncode)
         for key, proc in runs.items()
