@@ -334,18 +334,6 @@ def _draw_with_replacement(num_sampled, num_classes, seed):
     return draws, tf.constant(num_sampled, tf.int64)
 
 
-_DRAW_SIGNATURE = [
-    tf.TensorSpec([], tf.int64),
-    tf.TensorSpec([], tf.int64),
-    tf.TensorSpec([2], tf.int64),
-]
-# Eagerly, one traced graph serves every (num_sampled, num_classes): a loop of
-# small eager ops would cost far more than the sampling.
-_draw_unique_graph = tf.function(
-    _draw_unique, input_signature=_DRAW_SIGNATURE, autograph=False
-)
-
-
 @_plain
 def log_uniform_probability(classes, num_classes) -> tf.Tensor:
     """Probability of each class id under the log-uniform (Zipfian) sampler.
@@ -382,13 +370,29 @@ def _candidates(true_classes, num_sampled, num_classes, seed, unique):
     seed = _stateless_seed(seed)
     if not unique:
         sampled, num_tries = _draw_with_replacement(num_sampled, num_classes, seed)
-    elif tf.executing_eagerly():
-        sampled, num_tries = _draw_unique_graph(
-            tf.constant(num_sampled, tf.int64), tf.constant(num_classes, tf.int64), seed
+        return _with_counts(true_classes, sampled, num_sampled, num_classes, num_tries)
+    if tf.executing_eagerly():
+        return _unique_candidates_graph(
+            true_classes,
+            tf.constant(num_sampled, tf.int64),
+            tf.constant(num_classes, tf.int64),
+            seed,
         )
-    else:
-        sampled, num_tries = _draw_unique(num_sampled, num_classes, seed)
+    return _unique_candidates(true_classes, num_sampled, num_classes, seed)
+
+
+def _unique_candidates(true_classes, num_sampled, num_classes, seed):
+    sampled, num_tries = _draw_unique(num_sampled, num_classes, seed)
     return _with_counts(true_classes, sampled, num_sampled, num_classes, num_tries)
+
+
+# Eagerly, the sampler and the loss run as traced graphs whose inputs are all
+# tensors (sizes included), so one trace per dtype serves every setting: some
+# sixty small eager ops would cost more than the maths. Inside tf.function and
+# XLA the plain functions run, with static sizes.
+_unique_candidates_graph = tf.function(
+    _unique_candidates, reduce_retracing=True, autograph=False
+)
 
 
 def _with_counts(true_classes, sampled, num_sampled, num_classes, num_tries):
@@ -500,13 +504,25 @@ def _sampled_logits_core(weights, biases, labels_flat, flat, candidates, remove_
 
     ``remove_hits`` may be a Python bool or a bool tensor.
     """
+    rows = _gather_rows(weights, biases, labels_flat, candidates[0], flat.dtype)
+    return _logits_from_rows(*rows, labels_flat, flat, candidates, remove_hits)
+
+
+def _gather_rows(weights, biases, labels_flat, sampled, dtype):
+    """The rows of the labels, then of the sampled classes: ``[N + S, D]``, ``[N + S]``.
+
+    Gathering from a variable reads only these rows; its gradient is sparse.
+    """
+    all_ids = tf.concat([labels_flat, sampled], 0)
+    all_w = tf.cast(tf.gather(weights, all_ids), dtype)
+    all_b = tf.cast(tf.gather(biases, all_ids), dtype)
+    return all_w, all_b
+
+
+def _logits_from_rows(all_w, all_b, labels_flat, flat, candidates, remove_hits):
     sampled, true_count, sampled_count = candidates
     dtype = flat.dtype
     num_labels = tf.shape(labels_flat)[0]
-    all_ids = tf.concat([labels_flat, sampled], 0)
-    # Gathering from a variable reads only these rows; its gradient is sparse.
-    all_w = tf.cast(tf.gather(weights, all_ids), dtype)
-    all_b = tf.cast(tf.gather(biases, all_ids), dtype)
     true_w, sampled_w = tf.split(all_w, tf.stack([num_labels, -1]))
     true_b, sampled_b = tf.split(all_b, tf.stack([num_labels, -1]))
 
@@ -522,12 +538,22 @@ def _sampled_logits_core(weights, biases, labels_flat, flat, candidates, remove_
 
 def _sampled_loss_core(weights, biases, labels_flat, flat, candidates, remove_hits):
     """``[N]`` sampled losses from flat inputs ``[N, D]`` and given candidates."""
-    logits = _sampled_logits_core(
-        weights, biases, labels_flat, flat, candidates, remove_hits
-    )
+    rows = _gather_rows(weights, biases, labels_flat, candidates[0], flat.dtype)
+    return _loss_from_rows(*rows, labels_flat, flat, candidates, remove_hits)
+
+
+def _loss_from_rows(all_w, all_b, labels_flat, flat, candidates, remove_hits):
+    logits = _logits_from_rows(all_w, all_b, labels_flat, flat, candidates, remove_hits)
     return tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.zeros_like(labels_flat), logits=logits
     )
+
+
+# Eagerly the rows are gathered outside the graph (from a variable, so that its
+# gradient stays an IndexedSlices) and the rest runs as one traced graph.
+_loss_from_rows_graph = tf.function(
+    _loss_from_rows, reduce_retracing=True, autograph=False
+)
 
 
 def _check_flag(name, value) -> bool:
@@ -615,19 +641,19 @@ def sampled_softmax_loss(
         "remove_accidental_hits", remove_accidental_hits
     )
     if sampled_values is None:
-        sampled_values = _candidates(labels_flat, num_sampled, num_classes, seed, True)
-    sampled, true_count, sampled_count = _unpack_sampled_values(
-        sampled_values, num_sampled
-    )
-
-    loss = _sampled_loss_core(
-        weights,
-        biases,
-        labels_flat,
-        _flatten_inputs(inputs),
-        (sampled, true_count, sampled_count),
-        remove_accidental_hits,
-    )
+        candidates = _candidates(labels_flat, num_sampled, num_classes, seed, True)
+    else:
+        candidates = _unpack_sampled_values(sampled_values, num_sampled)
+    flat = _flatten_inputs(inputs)
+    if tf.executing_eagerly():
+        rows = _gather_rows(weights, biases, labels_flat, candidates[0], flat.dtype)
+        loss = _loss_from_rows_graph(
+            *rows, labels_flat, flat, candidates, tf.constant(remove_accidental_hits)
+        )
+    else:
+        loss = _sampled_loss_core(
+            weights, biases, labels_flat, flat, candidates, remove_accidental_hits
+        )
     return tf.reshape(loss, tf.shape(inputs)[:-1])
 
 
