@@ -4,8 +4,9 @@ The full softmax over ``C`` classes needs the logits of every class for every
 sample, an ``[N, C]`` matrix. Sampled softmax (Jean et al. 2015) scores the
 true class and a shared set of ``S`` sampled classes only, and corrects each
 logit by the log of its expected count under the sampler, so that the loss
-estimates the full one (with a small downward bias that shrinks as ``S``
-grows). This module holds:
+estimates the full one. The estimate is biased low (the true class's logit is
+raised by ``-log Q(y)``), by more than its spread over seeds; the bias shrinks
+as ``S`` grows, so evaluate with the full loss. This module holds:
 
 - ``full_softmax_loss``: the exact per-sample cross-entropy, the reference.
 - ``sampled_softmax_loss``: the estimate, with the same meaning and the same
@@ -583,7 +584,9 @@ def sampled_softmax_loss(
     ``loss = -z~_y + log(exp(z~_y) + sum_{s in S, s != y} exp(z~_s))``.
     With ``remove_accidental_hits`` a sampled class equal to the label is left
     out of the sum (its logit is set to the dtype's lowest value, as
-    TensorFlow does); otherwise the label may be counted twice.
+    TensorFlow does); otherwise the label may be counted twice. Like
+    TensorFlow's, the value is generally below the full loss: compare sampled
+    losses with each other and evaluate with ``full_softmax_loss``.
 
     This is ``tf.nn.sampled_softmax_loss(weights, biases, labels[:, None],
     inputs, num_sampled, num_classes, sampled_values=..., remove_accidental_hits
