@@ -599,6 +599,12 @@ _EMBEDDING = LossEntry(
             "1 - cosine, or mean squared error over the embedding axis",
             choices=tuple(sharpen.DISTANCES),
         ),
+        ParamSpec(
+            "straight_through",
+            bool,
+            False,
+            "the loss sees the argmax row's embedding; the soft gradient passes",
+        ),
     ),
     output="[batch]",
     keras_class=sharpen.EmbeddingTargetLoss,
