@@ -17,6 +17,8 @@ MARGIN_STEP = 0.05
 MARGINS = np.round(np.arange(0.0, 2.0 + MARGIN_STEP / 2, MARGIN_STEP), 2)
 SHOWN_GRADIENT_ROWS = 12
 BATCH_SIZE, LENGTH, NUM_CLASSES = 4, 8, 6
+TRIPLET_RUN = "triplet, margin "
+TRAIN_CHOICE = f"train_choice_{PAGE}"  # the train panel's run picker
 
 INTRO = """
 Some losses do not fit `loss(y_true, y_pred)`. A retrieval model learns from
@@ -67,6 +69,22 @@ them, the same layer with a pad id that never occurs, so every position counts.
 **Raise the padding**: the unmasked numbers improve while the model does not.
 **Padding 100 %**: the masked loss is 0 with a zero gradient (not NaN) and the
 perplexity is 1.
+"""
+
+
+TRAIN_INTRO = """
+**Train it.** Two tiny models, each trained with the code above. *Triplet*: a
+question/answer retrieval toy (questions and answers are bags of words about
+two topics each, e.g. "rain tax how" → "umbrella accountant you") trained
+through `build_triplet_models` and `IdentityLoss` at the margin chosen above;
+after every epoch each held-out question is ranked against every held-out
+answer by cosine (recall@1; chance is 1/32), on topic pairs never seen
+together in training. *Masked LM*: `build_masked_lm_model` learns to continue
+padded counting sequences ("3 5 7 …" on a 12-hour clock); its
+`MaskedCrossEntropyLayer` adds the loss and reports perplexity and accuracy.
+**Train at margin 0, then at 0.5**: at margin 0 the loss on the training
+triplets soon reaches 0, their gradient with it, and recall@1 stalls; a larger
+margin keeps every triplet pushing. The runs are drawn over each other.
 """
 
 
@@ -419,4 +437,77 @@ training_model, inference_model = lossviz.build_masked_lm_model(vocab_size)
 training_model.compile(optimizer="adam")
 history = training_model.fit([tokens, targets])
 history.history["perplexity"], history.history["masked_accuracy"]""",
+)
+
+
+def describe_run(run):
+    """The finished run's extras: held-out rankings or decoded next tokens."""
+    examples = run.get("examples") or []
+    if not examples:
+        return
+    if examples[0]["kind"] == "summary":
+        summary, rows = examples[0], examples[1:]
+        st.markdown(
+            f"**{run['label']}**: held-out recall@1 "
+            f"{ui.format_value(summary['recall_at_1_before'], 3)} before training, "
+            f"**{ui.format_value(summary['recall_at_1_after'], 3)}** after "
+            f"({summary['num_answers']} answers, chance "
+            f"{ui.format_value(summary['chance'], 3)}). The first held-out "
+            "questions and the answer ranked first:"
+        )
+        columns = {
+            "question": "question",
+            "topics": "topics",
+            "top_answer": "ranked first",
+            "right_answer": "right answer",
+            "cosine_top": "cos first",
+            "cosine_right": "cos right",
+        }
+    else:
+        rows = examples
+        st.markdown(
+            f"**{run['label']}**: next-token predictions on new sequences. The "
+            "first target of a row cannot be known (the step is not seen yet)."
+        )
+        columns = {
+            "tokens": "input",
+            "targets": "next tokens",
+            "predicted": "predicted",
+            "accuracy": "accuracy",
+        }
+    table = [
+        {
+            **{title: row[key] for key, title in columns.items()},
+            **({"right?": "✓" if row["correct"] else "✗"} if "correct" in row else {}),
+        }
+        for row in rows
+    ]
+    st.dataframe(table, hide_index=True, width="stretch")
+
+
+st.markdown(TRAIN_INTRO)
+triplet_run = f"{TRIPLET_RUN}{margin:g}"
+# The panel's run picker keys its options by label, and this label follows the
+# margin slider: carry a selected triplet run over to the new margin, or the
+# picker would silently drop it.
+chosen = st.session_state.get(TRAIN_CHOICE)
+if chosen and any(r.startswith(TRIPLET_RUN) and r != triplet_run for r in chosen):
+    st.session_state[TRAIN_CHOICE] = [
+        triplet_run if r.startswith(TRIPLET_RUN) else r for r in chosen
+    ]
+# The triplet run trains last, so the extras shown below the table (which are
+# the last run's) are its held-out rankings.
+ui.train_panel(
+    "triplet",
+    {
+        "masked LM (add_loss)": ("masked_lm", {}),
+        triplet_run: ("triplet", {"margin": round(margin, 2)}),
+    },
+    metrics={
+        "loss": "Training loss",
+        "recall_at_1": "Held-out recall@1",
+        "perplexity": "Perplexity (masked tokens)",
+        "masked_accuracy": "Masked accuracy",
+    },
+    describe=describe_run,
 )

@@ -116,3 +116,39 @@ def test_reset_restores_defaults(app):
     for key, value in DEFAULTS.items():
         assert np.isclose(app.slider(key=key).value, value)
     assert [m.value for m in app.metric] == default_metrics
+
+
+def test_train_draws_the_curves_and_follows_the_margin(app):
+    set_defaults(app)
+    charts_before = len(app.get("plotly_chart"))
+    app.number_input(key="train_epochs_triplet").set_value(1)
+    app.button(key="train_go_triplet").click().run()
+    assert not app.exception
+    runs = app.session_state["train_runs_triplet"]
+    assert [r["label"] for r in runs] == ["masked LM (add_loss)", "triplet, margin 0.1"]
+    assert [r["params"] for r in runs] == [{}, {"margin": 0.1}]
+    assert all(r["epochs"] == [1] for r in runs)
+    assert set(runs[0]["history"]) == {"loss", "perplexity", "masked_accuracy"}
+    assert set(runs[1]["history"]) == {"loss", "recall_at_1"}
+    # One curve per metric: loss, recall@1, perplexity, masked accuracy.
+    assert len(app.get("plotly_chart")) == charts_before + 4
+    table = app.dataframe[0].value
+    assert list(table["run"]) == ["#1 masked LM (add_loss)", "#2 triplet, margin 0.1"]
+    # The last run's extras: held-out questions and the answer ranked first.
+    assert "held-out recall@1" in app.markdown[-1].value
+    assert len(app.dataframe[1].value) == len(runs[1]["examples"]) - 1
+    # A new margin keeps the triplet run selected, under its new label.
+    app.slider(key="triplet_margin").set_value(0.5).run()
+    assert app.multiselect(key="train_choice_triplet").value == [
+        "masked LM (add_loss)",
+        "triplet, margin 0.5",
+    ]
+    app.multiselect(key="train_choice_triplet").set_value(["triplet, margin 0.5"])
+    app.button(key="train_go_triplet").click().run()
+    assert not app.exception
+    runs = app.session_state["train_runs_triplet"]
+    assert runs[-1]["label"] == "triplet, margin 0.5"
+    assert runs[-1]["params"] == {"margin": 0.5}
+    assert runs[-1]["history"]["recall_at_1"]
+    app.button(key="train_clear_triplet").click().run()
+    assert app.session_state["train_runs_triplet"] == []
