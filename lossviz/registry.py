@@ -163,10 +163,10 @@ class ParamSpec:
         return f"{text}, {self.depends_on_data}" if self.depends_on_data else text
 
     def describe(self) -> str:
-        """``name (type, default d): range. description``, for ``--help``."""
+        """``name (type, default d): description; range``, for ``--help``."""
         return (
             f"{self.name} ({self.type.__name__}, default {self.default!r}): "
-            f"{self.range_text()}. {self.description}"
+            f"{self.description}; {self.range_text()}"
         )
 
 
@@ -259,9 +259,10 @@ class LossEntry:
         lines = [f"{self.name}: {self.description}"]
         for spec in self.inputs:
             optional = "" if spec.required else ", optional"
+            argument = "" if spec.argument == spec.name else f" = {spec.argument}"
             lines.append(
-                f"    {spec.name} {spec.shape_text()} ({spec.kind}{optional}): "
-                f"{spec.description}"
+                f"    {spec.name}{argument} {spec.shape_text()} ({spec.kind}"
+                f"{optional}): {spec.description}"
             )
         for spec in self.params:
             lines.append(f"    --param {spec.describe()}")
@@ -733,7 +734,10 @@ _SAMPLED_SOFTMAX = LossEntry(
     function=sampled.sampled_softmax_loss,
     module=sampled,
     formula=_formula(sampled, "sampled"),
-    description="Sampled-softmax estimate of the cross-entropy (tf.nn).",
+    description=(
+        "Sampled-softmax estimate of the cross-entropy, as "
+        "tf.nn.sampled_softmax_loss computes it."
+    ),
     inputs=_SOFTMAX_INPUTS,
     params=(
         ParamSpec(

@@ -732,8 +732,10 @@ def test_cli_help_lists_losses_and_parameters(capsys):
     out = capsys.readouterr().out
     for name in registry.names():
         assert name in out
-    assert "--param margin (float, default 0.1): a number >= 0" in out
-    assert "--param distance (str, default 'cosine'): one of 'cosine', 'mse'" in out
+    assert "--param margin (float, default 0.1): " in out
+    assert "cosines lie in [-1, 1]); a number >= 0" in out
+    assert "over the embedding axis; one of 'cosine', 'mse'" in out
+    assert "y_pred = logits [batch, labels] (float): logits" in out
 
 
 def test_cli_in_process_prints_the_report(tmp_path, capsys):
