@@ -152,3 +152,19 @@ def test_train_draws_the_curves_and_follows_the_margin(app):
     assert runs[-1]["history"]["recall_at_1"]
     app.button(key="train_clear_triplet").click().run()
     assert app.session_state["train_runs_triplet"] == []
+
+
+def test_page_trains_inside_the_app():
+    root = Path(PAGE).parents[1]
+    at = AppTest.from_file(str(root / "app.py"), default_timeout=120).run()
+    assert not at.exception
+    at.switch_page("pages/triplet.py").run()
+    assert not at.exception
+    assert at.title[0].value == "Loss as a layer (triplet)"
+    at.multiselect(key="train_choice_triplet").set_value(["masked LM (add_loss)"])
+    at.number_input(key="train_epochs_triplet").set_value(1)
+    at.button(key="train_go_triplet").click().run()
+    assert not at.exception
+    (run,) = at.session_state["train_runs_triplet"]
+    assert run["history"]["perplexity"]
+    assert "next-token predictions" in at.markdown[-1].value
