@@ -1,0 +1,306 @@
+"""The sequence family's training task: copying padded sequences."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from lossviz import training
+from lossviz.training import core
+from lossviz.training import sequence as task
+
+TINY = {"num_train": 64, "max_len": 3, "padded_len": 6, "num_tokens": 4, "units": 8}
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """Every variant at the page's default sizes and epochs, seed 0."""
+    return {
+        variant: training.train(
+            "sequence", variant, epochs=6, learning_rate=1e-2, seed=0
+        )
+        for variant in task.VARIANTS
+    }
+
+
+def summary_of(result):
+    (summary,) = [e for e in result.examples if e["kind"] == "summary"]
+    return summary
+
+
+# ------------------------------------------------------------------ the data
+
+
+def test_copy_dataset_against_a_plain_loop():
+    sizes = {"max_len": 4, "padded_len": 7, "num_tokens": 3}
+    sources, targets = task.copy_dataset(core.rng(5, 1), 200, **sizes)
+    assert sources.shape == targets.shape == (200, 7)
+    assert sources.dtype == targets.dtype == np.int32
+    lengths = []
+    for source, target in zip(sources, targets, strict=True):
+        # Read the row back token by token.
+        content = []
+        for token in target:
+            if token == task.END_ID:
+                break
+            content.append(int(token))
+        length = len(content)
+        lengths.append(length)
+        assert 1 <= length <= 4
+        assert all(3 <= t <= 5 for t in content)
+        assert list(target) == content + [2] + [0] * (7 - length - 1)
+        assert list(source) == [1] + content + [2] + [0] * (7 - length - 2)
+    assert set(lengths) == {1, 2, 3, 4}
+    again = task.copy_dataset(core.rng(5, 1), 200, **sizes)
+    np.testing.assert_array_equal(again[1], targets)
+    other = task.copy_dataset(core.rng(6, 1), 200, **sizes)
+    assert not np.array_equal(other[1], targets)
+
+
+def test_default_data_is_mostly_padding():
+    params = task.check_params({})
+    sizes = {k: params[k] for k in ("max_len", "padded_len", "num_tokens")}
+    _, targets = task.copy_dataset(core.rng(0, 1), 512, **sizes)
+    # Lengths 1..6 (+ the end token) in 20 steps: about 78 % padding.
+    assert 0.7 < np.mean(targets == task.PAD_ID) < 0.85
+
+
+def test_token_names_and_greedy_output():
+    assert task.token_names([1, 3, 4, 28, 29, 2, 0]) == [
+        "<s>",
+        "a",
+        "b",
+        "z",
+        "A",
+        "</s>",
+        "<pad>",
+    ]
+    assert task.greedy_output([5, 6, 2, 7, 0]) == [5, 6]
+    assert task.greedy_output([5, 0, 6]) == [5]
+    assert task.greedy_output([2, 5]) == []
+    assert task.greedy_output([5, 6]) == [5, 6]
+
+
+# --------------------------------------------------------- losses and metrics
+
+
+def test_unmasked_loss_is_keras_plain_sparse_crossentropy():
+    rng = np.random.default_rng(0)
+    _, targets = task.copy_dataset(rng, 16, max_len=4, padded_len=8, num_tokens=5)
+    logits = rng.normal(size=(16, 8, 8)).astype("float32")
+    ours = task.make_loss("unmasked", targets, 8)(targets, logits)
+    keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    np.testing.assert_allclose(ours, keras_loss(targets, logits), rtol=1e-5)
+
+
+def test_masked_losses_ignore_padding_and_weight_the_end_token():
+    rng = np.random.default_rng(1)
+    _, targets = task.copy_dataset(rng, 16, max_len=4, padded_len=8, num_tokens=5)
+    logits = rng.normal(size=(16, 8, 8))
+    masked = task.make_loss("masked", targets, 8)
+    weighted = task.make_loss("masked_end_weight", targets, 8)
+    assert masked.pad_id == weighted.pad_id == task.PAD_ID
+    assert masked.class_weights is None
+
+    # The end weight by hand: mean count of the content tokens that occur,
+    # over the count of end tokens (one per row).
+    counts = {}
+    for token in targets.ravel():
+        if token not in (task.PAD_ID, task.END_ID):
+            counts[token] = counts.get(token, 0) + 1
+    expected = np.ones(8)
+    expected[task.END_ID] = np.mean(list(counts.values())) / len(targets)
+    np.testing.assert_allclose(weighted.class_weights, expected)
+
+    # The loss by hand: per row, the weighted mean over the non-pad steps.
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    rows = []
+    for y, lp in zip(targets, log_probs, strict=True):
+        real = [t for t in range(8) if y[t] != task.PAD_ID]
+        rows.append(sum(-lp[t, y[t]] * expected[y[t]] for t in real) / len(real))
+    np.testing.assert_allclose(weighted(targets, logits), np.mean(rows), rtol=1e-5)
+    # Garbage logits under padding change nothing.
+    noisy = np.where((targets == task.PAD_ID)[..., None], 1e3, logits)
+    np.testing.assert_allclose(masked(targets, noisy), masked(targets, logits))
+
+
+def test_prediction_shares_against_a_loop():
+    rng = np.random.default_rng(2)
+    targets = rng.integers(0, 6, size=(30, 9))
+    predicted = rng.integers(0, 6, size=(30, 9))
+    real = end = pad = 0
+    for y_row, p_row in zip(targets, predicted, strict=True):
+        for y, p in zip(y_row, p_row, strict=True):
+            if y != task.PAD_ID:
+                real += 1
+                end += p == task.END_ID
+                pad += p == task.PAD_ID
+    shares = task.prediction_shares(targets, predicted)
+    assert shares == pytest.approx({"end_share": end / real, "pad_share": pad / real})
+    # No real step: 0, not NaN.
+    empty = task.prediction_shares(np.zeros((2, 3)), np.full((2, 3), task.END_ID))
+    assert empty == {"end_share": 0.0, "pad_share": 0.0}
+
+
+def test_metrics_callback_logs_against_numpy():
+    sources, targets = task.copy_dataset(
+        core.rng(3, 2), 40, max_len=3, padded_len=6, num_tokens=4
+    )
+    keras.utils.set_random_seed(0)
+    model = task.build_model(task.num_classes(4), 6, units=8)
+    callback = task.SequenceMetrics(sources, targets)
+    callback.set_model(model)
+    logs = {"loss": 1.0}
+    callback.on_epoch_end(0, logs)
+    predicted = np.argmax(model(sources), axis=-1)
+    assert np.asarray(callback.logits).shape == (40, 6, task.num_classes(4))
+    real = targets != task.PAD_ID
+    assert logs["masked_accuracy"] == pytest.approx(
+        np.mean(predicted[real] == targets[real])
+    )
+    assert logs["all_steps_accuracy"] == pytest.approx(np.mean(predicted == targets))
+    assert logs["end_share"] == pytest.approx(np.mean(predicted[real] == task.END_ID))
+    assert logs["pad_share"] == pytest.approx(np.mean(predicted[real] == task.PAD_ID))
+    assert logs["loss"] == 1.0
+
+
+def test_decoded_examples_follow_the_argmax():
+    sources = np.array([[1, 3, 4, 2, 0, 0], [1, 5, 2, 0, 0, 0]])
+    targets = np.array([[3, 4, 2, 0, 0, 0], [5, 2, 0, 0, 0, 0]])
+    logits = np.zeros((2, 6, 6))
+    guesses = np.array([[3, 5, 2, 0, 0, 0], [0, 2, 2, 2, 0, 0]])
+    logits[np.arange(2)[:, None], np.arange(6)[None, :], guesses] = 1.0
+    first, second = task.decoded_examples(sources, targets, logits, count=2)
+    assert first == {
+        "kind": "copy",
+        "input": ["<s>", "a", "b", "</s>"],
+        "target": ["a", "b", "</s>"],
+        "predicted": ["a", "c", "</s>"],
+        "output": ["a", "c"],
+        "correct": 2,
+        "length": 3,
+    }
+    assert second["predicted"] == ["<pad>", "</s>"]
+    assert second["output"] == []
+    assert second["correct"] == 1
+
+
+# ------------------------------------------------------------------ the runs
+
+
+def test_every_variant_lowers_its_loss(runs):
+    for variant, result in runs.items():
+        loss = result.history["loss"]
+        assert len(loss) == 6, variant
+        assert loss[-1] < 0.6 * loss[0], (variant, loss)
+        assert result.epochs == [1, 2, 3, 4, 5, 6]
+
+
+def test_unmasked_run_fills_real_steps_with_end_and_padding(runs):
+    """The classic failure: trained on every step, padding included, the model
+    says </s> or <pad> on many real steps and copies few tokens, although its
+    accuracy over every step looks good."""
+    history = runs["unmasked"].history
+    target_end_share = summary_of(runs["unmasked"])["target_end_share"]
+    stop = np.add(history["end_share"], history["pad_share"])
+    assert stop[0] > 0.6  # after one epoch, mostly end and padding
+    assert stop[-1] > 0.4 > 1.5 * target_end_share
+    assert history["masked_accuracy"][-1] < 0.35
+    assert history["all_steps_accuracy"][-1] > 0.8  # padding is easy to copy
+
+
+def test_masked_run_with_end_weight_copies(runs):
+    weighted = runs["masked_end_weight"].history
+    unmasked = runs["unmasked"].history
+    masked = runs["masked"].history
+    summary = summary_of(runs["masked_end_weight"])
+    assert weighted["masked_accuracy"][-1] > 0.85
+    assert weighted["masked_accuracy"][-1] > unmasked["masked_accuracy"][-1] + 0.5
+    assert weighted["masked_accuracy"][-1] > masked["masked_accuracy"][-1]
+    # End where the targets end, padding never on a real step.
+    assert weighted["end_share"][-1] == pytest.approx(
+        summary["target_end_share"], abs=0.03
+    )
+    assert weighted["pad_share"][-1] == 0.0
+    # Without the weight the frequent end token takes over the first epoch.
+    assert masked["end_share"][0] > weighted["end_share"][0] + 0.2
+    # The end token is the most frequent real token here: balanced, it weighs less.
+    assert summary["end_weight"] < 0.5
+    assert summary_of(runs["masked"])["end_weight"] == 1.0
+
+
+def test_examples_decode_the_held_out_rows(runs):
+    for variant, result in runs.items():
+        rows = [e for e in result.examples if e["kind"] == "copy"]
+        assert len(rows) == task.NUM_EXAMPLES, variant
+        for row in rows:
+            assert row["input"][0] == "<s>" and row["input"][-1] == "</s>"
+            assert row["input"][1:] == row["target"]
+            assert len(row["predicted"]) == row["length"] == len(row["target"])
+            right = sum(
+                p == t for p, t in zip(row["predicted"], row["target"], strict=True)
+            )
+            assert right == row["correct"]
+    # Same seed: every variant decodes the same held-out inputs.
+    inputs = {
+        v: [e["input"] for e in r.examples if e["kind"] == "copy"]
+        for v, r in runs.items()
+    }
+    assert inputs["unmasked"] == inputs["masked"] == inputs["masked_end_weight"]
+
+
+def test_results_are_plain_json(runs):
+    for result in runs.values():
+        assert json.loads(json.dumps(result.to_dict()))["task"] == "sequence"
+
+
+def test_a_fixed_seed_repeats_exactly():
+    def run(seed):
+        return training.train(
+            "sequence", "masked_end_weight", epochs=2, seed=seed, **TINY
+        )
+
+    a, b, c = run(7), run(7), run(8)
+    assert a.history == b.history
+    assert a.examples == b.examples
+    assert a.history != c.history
+
+
+def test_should_stop_keeps_the_epoch_and_the_examples():
+    result = training.train(
+        "sequence", "unmasked", epochs=5, should_stop=lambda: True, **TINY
+    )
+    assert result.epochs == [1]
+    assert result.stopped == "stopped by the user"
+    assert [e["kind"] for e in result.examples][:2] == ["summary", "copy"]
+
+
+def test_task_is_registered():
+    spec = core.TASKS["sequence"]
+    assert spec.variants == ("unmasked", "masked", "masked_end_weight")
+    assert spec.metrics[:4] == ("loss", "masked_accuracy", "end_share", "pad_share")
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        ({"num_train": 10}, "num_train"),
+        ({"num_train": 5000}, "num_train"),
+        ({"max_len": 0}, "max_len"),
+        ({"max_len": 2.5}, "max_len"),
+        ({"padded_len": 100}, "padded_len"),
+        ({"max_len": 6, "padded_len": 7}, "padded_len"),
+        ({"num_tokens": 0}, "num_tokens"),
+        ({"units": 1000}, "units"),
+        ({"vocabulary": 3}, "vocabulary"),
+    ],
+)
+def test_bad_params_name_the_parameter(params, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        training.train("sequence", "masked", epochs=1, **params)
+
+
+def test_unknown_variant():
+    with pytest.raises(ValueError, match="`variant`"):
+        training.train("sequence", "masked_with_class_weight")
