@@ -119,3 +119,23 @@ def test_summary_reads_a_figure_after_it_was_serialised():
     )
     heat = pickle.loads(pickle.dumps(heat))
     assert "largest magnitude -3" in summarize(heat)
+
+
+def test_summary_names_infinities_and_large_rises():
+    fig = charts.line(
+        [1.0, 2.0, 3.0, 4.0],
+        {"loss": [1.0, 50.0, np.inf, np.inf]},
+        title="t",
+        x_title="x",
+        y_title="y",
+    )
+    assert summarize(fig) == (
+        "loss: rises 50-fold from 1 at 1 to 50 at 2; +Inf from 3 (2 of 4 points)"
+    )
+
+
+def test_numeric_looking_categories_stay_categories():
+    fig = charts.bars(
+        ["2", "#2", "s0"], {"loss": [1, 2, 3]}, title="t", x_title="x", y_title="y"
+    )
+    assert fig.layout.xaxis.type == "category"

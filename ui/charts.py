@@ -41,9 +41,16 @@ def _figure(data, title, x_title, y_title, height=None, **layout) -> go.Figure:
         "title": {"text": title},
         "xaxis": {"title": {"text": x_title}, **layout.pop("xaxis", {})},
         "yaxis": {"title": {"text": y_title}, **layout.pop("yaxis", {})},
-        "margin": {"l": 10, "r": 10, "t": 60, "b": 10},
-        # Below the plot: a legend that wraps must not cover the title.
-        "legend": {"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0},
+        "margin": {"l": 10, "r": 10, "t": 60, "b": 40},
+        # At the bottom of the figure, below the axis title: a legend that
+        # wraps must cover neither the title nor the axis.
+        "legend": {
+            "orientation": "h",
+            "yref": "container",
+            "yanchor": "bottom",
+            "y": 0.0,
+            "x": 0,
+        },
         **({"height": height} if height else {}),
         **layout,
     }
@@ -191,7 +198,8 @@ def heatmap(
         x_title,
         y_title,
         height,
-        yaxis={"autorange": "reversed"},
+        xaxis={"type": "category"},
+        yaxis={"autorange": "reversed", "type": "category"},
     )
 
 
@@ -222,7 +230,16 @@ def bars(
                 + "</extra>",
             }
         )
-    return _figure(data, title, x_title, y_title, height, barmode="group")
+    # Categories stay categories even when they look like numbers ("2").
+    return _figure(
+        data,
+        title,
+        x_title,
+        y_title,
+        height,
+        barmode="group",
+        xaxis={"type": "category"},
+    )
 
 
 def histogram(

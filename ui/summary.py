@@ -34,9 +34,10 @@ def _values(seq) -> np.ndarray:
     ).reshape(np.shape(seq))
 
 
-def describe_series(name: str, x, y) -> str:
+def describe_series(name: str, x, y, kinds=None) -> str:
     """How one curve moves from its first to its last finite point, and where
-    it stops being finite."""
+    it stops being finite (``kinds``: "NaN"/"+Inf"/"-Inf" of the non-finite
+    points, when known)."""
     x = _values(x)
     y = _values(y)
     finite = np.isfinite(y)
@@ -44,7 +45,10 @@ def describe_series(name: str, x, y) -> str:
     if finite.sum() >= 2:
         first, last = np.flatnonzero(finite)[[0, -1]]
         y0, y1 = y[first], y[last]
-        if y0 != 0 and np.isfinite(y1 / y0):
+        ratio = y1 / y0 if y0 != 0 else np.nan
+        if np.isfinite(ratio) and ratio > 10:
+            verb, amount = "rises", f" {_num(ratio)}-fold"
+        elif y0 != 0 and np.isfinite(ratio):
             change = (y1 - y0) / abs(y0) * 100
             verb = "rises" if change > 0 else "falls"
             amount = f" {abs(change):.0f}%"
@@ -64,21 +68,39 @@ def describe_series(name: str, x, y) -> str:
         parts.append(f"one finite point, {_num(y[finite][0])}")
     bad = ~finite
     if bad.any():
-        kinds = "NaN" if np.isnan(y[bad]).all() else "non-finite"
+        if kinds is not None and len(set(kinds)) == 1:
+            label = kinds[0]
+        elif kinds is None and np.isnan(y[bad]).all():
+            label = "NaN"
+        else:
+            label = "non-finite"
         parts.append(
-            f"{kinds} from {_num(x[bad][0])} ({int(bad.sum())} of {y.size} points)"
+            f"{label} from {_num(x[bad][0])} ({int(bad.sum())} of {y.size} points)"
         )
     return f"{name}: " + "; ".join(parts) if parts else f"{name}: no data"
 
 
 def summarize(fig) -> str:
     """A one-line summary of a figure built by ``ui.charts``."""
+    # Non-finite points of a line are drawn as a marker trace whose text names
+    # their kind (a line cannot hold NaN or Inf in plotly's JSON).
+    kinds = {
+        trace.name.split(": non-finite")[0]: list(trace.text)
+        for trace in fig.data
+        if trace.type == "scatter"
+        and trace.mode == "markers"
+        and trace.name
+        and ": non-finite" in trace.name
+        and trace.text is not None
+    }
     lines = []
     for trace in fig.data:
         kind = trace.type
         name = trace.name or kind
         if kind == "scatter" and trace.mode == "lines":
-            lines.append(describe_series(name, trace.x, _values(trace.y)))
+            lines.append(
+                describe_series(name, trace.x, _values(trace.y), kinds.get(name))
+            )
         elif kind == "bar":
             y = _values(trace.y)
             x = list(trace.x)
