@@ -133,3 +133,33 @@ def test_reset_restores_defaults(at):
     assert at.selectbox(key="seq_pad_id").value == 0
     assert at.radio(key="seq_sweep").value == "padding share"
     assert metric(at, "Per-sequence mean") == default_loss
+
+
+def test_train_draws_the_curves_and_decodes_the_last_run(at):
+    charts_before = len(at.get("plotly_chart"))
+    at.multiselect(key="train_choice_sequence").set_value(
+        ["unmasked", "masked + end weight"]
+    )
+    at.number_input(key="train_epochs_sequence").set_value(2)
+    at.button(key="train_go_sequence").click().run()
+    assert not at.exception
+    runs = at.session_state["train_runs_sequence"]
+    assert [r["label"] for r in runs] == ["unmasked", "masked + end weight"]
+    assert [r["variant"] for r in runs] == ["unmasked", "masked_end_weight"]
+    for run in runs:
+        assert run["epochs"] == [1, 2]
+        for metric_name in ("loss", "masked_accuracy", "end_share", "pad_share"):
+            assert len(run["history"][metric_name]) == 2
+    # One curve per metric: loss, held-out accuracy, end share, pad share.
+    assert len(at.get("plotly_chart")) == charts_before + 4
+    tables = [d.value for d in at.dataframe]
+    runs_table = next(t for t in tables if "run" in t)
+    assert list(runs_table["run"]) == ["#1 unmasked", "#2 masked + end weight"]
+    # The last run's decoded predictions, read back from its examples.
+    assert "**masked + end weight** after 2 epochs" in at.markdown[-1].value
+    decoded = tables[-1]
+    rows = [e for e in runs[-1]["examples"] if e["kind"] == "copy"]
+    assert list(decoded["target"]) == [" ".join(r["target"]) for r in rows]
+    assert list(decoded["input"])[0].startswith("<s> ")
+    at.button(key="train_clear_sequence").click().run()
+    assert at.session_state["train_runs_sequence"] == []
