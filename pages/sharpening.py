@@ -20,6 +20,8 @@ POWERS = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0,
           1e3, 2e3, 5e3, 1e4]  # fmt: skip
 SWEEP_POWERS = np.geomspace(0.1, sharpen.MAX_POWER, 41)  # 8 per decade
 TOKENS = [str(v) for v in range(VOCAB_SIZE)]
+TRAIN_TASK = "sharpen"
+TRAIN_CHOICE = f"train_choice_{TRAIN_TASK}"  # the train panel's run picker
 
 INTRO = """
 A model predicts probabilities `p` over a vocabulary of 8 tokens; the loss compares
@@ -39,6 +41,19 @@ What to try:
 - **Iterations** apply the power again: `k` twice is `k²` once.
 - **Straight-through** and **Gumbel-softmax** give a one-hot forward value and
   keep a soft gradient.
+"""
+
+TRAIN_INTRO = """
+**Train it.** A tiny model (16 features → `Dense` → softmax over 16 words) learns
+which word goes with which input, seeing only the target word's **embedding**: it
+is trained with `EmbeddingTargetLoss`, the loss above, three ways: *softmax*
+(power 1), *sharpened* at the power (iterations, distance) chosen above, and
+*straight-through* (`straight_through=True`: the loss sees the embedding of the
+argmax word exactly, the gradient passes as if it were soft). After every epoch
+the word accuracy is measured on held-out inputs (chance is 1/16).
+**Set the power to 50 or 200 and train**: the sharpened run's output is one-hot
+from the start, its gradient has vanished, and its accuracy barely leaves
+chance while the other two climb. The runs are drawn over each other.
 """
 
 
@@ -291,6 +306,73 @@ def sweep_figures(logit_scale, iterations, distance, seed, power):
     )
 
 
+def train_runs(power, iterations, distance):
+    """The train panel's runs: label -> (variant, params).
+
+    The labels follow the controls, so a run drawn earlier keeps the settings
+    it was trained with in its name; their first word names the variant.
+    """
+    how = "" if distance == "cosine" else f", {distance}"
+    times = "" if iterations == 1 else f" × {iterations}"
+    return {
+        f"softmax (k = 1{how})": ("softmax", {"distance": distance}),
+        f"sharpened (k = {power:g}{times}{how})": (
+            "sharpened",
+            {"power": power, "iterations": iterations, "distance": distance},
+        ),
+        f"straight-through (k = 1{how})": (
+            "straight-through",
+            {"distance": distance},
+        ),
+    }
+
+
+def keep_chosen_runs(labels):
+    """Carries the picker's choice over to labels that followed the controls.
+
+    The panel's run picker keys its options by label; without this it would
+    silently drop a run whose label changed with the power.
+    """
+    chosen = st.session_state.get(TRAIN_CHOICE)
+    if not chosen:
+        return
+    by_kind = {label.split(" ")[0]: label for label in labels}
+    carried = [by_kind.get(label.split(" ")[0]) for label in chosen]
+    carried = list(dict.fromkeys(label for label in carried if label))
+    if carried != chosen:
+        st.session_state[TRAIN_CHOICE] = carried
+
+
+def describe_run(run):
+    """The last run's extras: held-out accuracy and a few decoded words."""
+    examples = run.get("examples") or []
+    if not examples:
+        return
+    summary, rows = examples[0], examples[1:]
+    st.markdown(
+        f"**{run['label']}**: held-out word accuracy "
+        f"{ui.format_value(summary['val_word_accuracy_before'], 3)} before training, "
+        f"**{ui.format_value(summary['val_word_accuracy_after'], 3)}** after "
+        f"({summary['num_heldout']} inputs, chance "
+        f"{ui.format_value(summary['chance'], 3)}). The first held-out inputs:"
+    )
+    st.dataframe(
+        [
+            {
+                "target word": row["target"],
+                "emitted word": row["predicted"],
+                "right?": "✓" if row["correct"] else "✗",
+                "p(emitted)": ui.format_value(row["p_predicted"], 3),
+                "p(target)": ui.format_value(row["p_target"], 3),
+                "cos(emitted, target)": ui.format_value(row["cosine_to_target"], 3),
+            }
+            for row in rows
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+
+
 def sample_names(logits, target_ids):
     right = logits.argmax(-1) == target_ids
     return [
@@ -460,4 +542,18 @@ model.compile(
 model.fit(x, target_embeddings)  # target_embeddings: [batch, embedding_dim]
 model.save("model.keras")
 keras.saving.load_model("model.keras")  # no custom_objects needed""",
+)
+
+st.markdown(TRAIN_INTRO)
+runs = train_runs(power, iterations, distance)
+keep_chosen_runs(list(runs))
+ui.train_panel(
+    TRAIN_TASK,
+    runs,
+    metrics={
+        "val_loss": "Held-out loss",
+        "val_word_accuracy": "Held-out word accuracy",
+    },
+    epochs=10,
+    describe=describe_run,
 )

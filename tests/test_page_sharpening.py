@@ -124,3 +124,43 @@ def test_page_runs_inside_the_app():
     assert not at.exception, at.exception
     assert at.title[0].value == "Softmax → one-hot"
     assert len(at.metric) == 4
+
+
+def training_curves(at):
+    return [c for c in at.get("plotly_chart") if "Held-out" in c.proto.spec]
+
+
+def test_train_draws_the_curves_of_the_chosen_runs():
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    assert not training_curves(at)
+    picker = at.multiselect(key="train_choice_sharpen")
+    assert picker.value == [
+        "softmax (k = 1)",
+        "sharpened (k = 2)",
+        "straight-through (k = 1)",
+    ]
+    # The sharpened run's label follows the power, and stays chosen.
+    widget(at, "sh_power").set_value(200.0)
+    at.run()
+    picker = at.multiselect(key="train_choice_sharpen")
+    assert "sharpened (k = 200)" in picker.value
+    picker.set_value(["softmax (k = 1)", "sharpened (k = 200)"])
+    at.number_input(key="train_epochs_sharpen").set_value(2)
+    at.button(key="train_go_sharpen").click().run()
+    assert not at.exception, at.exception
+    runs = at.session_state["train_runs_sharpen"]
+    assert [r["label"] for r in runs] == ["softmax (k = 1)", "sharpened (k = 200)"]
+    assert runs[1]["params"] == {"power": 200.0, "iterations": 1, "distance": "cosine"}
+    for run in runs:
+        assert run["epochs"] == [1, 2]
+        assert len(run["history"]["val_word_accuracy"]) == 2
+    # one chart per metric, the runs drawn over each other
+    curves = training_curves(at)
+    assert len(curves) == 2
+    assert all("softmax (k = 1)" in c.proto.spec for c in curves)
+    assert all("sharpened (k = 200)" in c.proto.spec for c in curves)
+    # the last run's decoded words
+    assert any("held-out word accuracy" in m.value for m in at.markdown)
+    words = [df.value for df in at.dataframe if "target word" in df.value.columns]
+    assert len(words) == 1 and len(words[0]) == 6

@@ -59,6 +59,7 @@ VARIANT_PARAMS = {
     "straight-through": COMMON_PARAMS,
 }
 BATCH_SIZE = 64
+STEPS_PER_EXECUTION = 8
 NUM_EXAMPLES = 6
 
 
@@ -206,7 +207,7 @@ def _run(ctx: core.RunContext) -> None:
             optimizer=keras.optimizers.Adam(ctx.learning_rate),
             loss=loss,
             jit_compile=False,
-            steps_per_execution=steps,
+            steps_per_execution=min(steps, STEPS_PER_EXECUTION),
         )
     heldout = HeldOutWords(
         loss, data["x_heldout"], data["target_heldout"], data["word_heldout"]
