@@ -9,6 +9,7 @@ import threading
 import streamlit as st
 
 from ui import classroom
+from ui.lessons import LESSONS
 
 PAGES = [
     (
@@ -80,6 +81,11 @@ def _warm_up_backend() -> threading.Thread:
     return thread
 
 
+def _url_value(value) -> str:
+    """A control's value as its URL parameter (floats as the pages print them)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def home() -> None:
     st.title("lossviz")
     st.markdown(
@@ -89,10 +95,27 @@ def home() -> None:
         "training run respond. Every number comes from the `lossviz` package, "
         "the same code you can import into your own model."
     )
-    for page, (_, title, _, blurb) in zip(loss_pages, PAGES, strict=True):
+    for page, (path, title, _, blurb) in zip(loss_pages, PAGES, strict=True):
         with st.container(border=True):
             st.page_link(page, label=f"**{title}**", icon=page.icon)
             st.markdown(blurb)
+            lessons = LESSONS.get(path.removeprefix("pages/").removesuffix(".py"), [])
+            if lessons:
+                columns = st.columns(len(lessons) + 1)
+                columns[0].caption("Lessons:")
+                for column, lesson in zip(columns[1:], lessons, strict=True):
+                    with column:
+                        st.page_link(
+                            page,
+                            label=lesson.title,
+                            icon=":material/school:",
+                            query_params={
+                                **{
+                                    k: _url_value(v) for k, v in lesson.settings.items()
+                                },
+                                "lesson": lesson.title,
+                            },
+                        )
 
 
 st.set_page_config(

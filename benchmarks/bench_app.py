@@ -37,6 +37,7 @@ from tests.browser.conftest import (  # noqa: E402
 )
 
 PAGES = ["sharpening", "sampled_softmax", "sequence_masking", "triplet", "multilabel"]
+SLIDER = "[data-testid='stMain'] [data-testid='stSlider'] input[type='range']"
 BASELINE = """
 import streamlit as st
 x = st.slider("x", 0, 100, 50, key="x")
@@ -95,9 +96,7 @@ def browser_latency(url_for: dict[str, str], moves: int) -> dict[str, list[float
             for name, page in pages.items():
                 metric = page.locator("[data-testid='stMetricValue']").first
                 before = metric.inner_text()
-                slider = page.locator(
-                    "[data-testid='stMain'] [data-testid='stSlider'] [role='slider']"
-                ).first
+                slider = page.locator(SLIDER).first
                 slider.focus()
                 key = "ArrowRight" if (i // 5) % 2 == 0 else "ArrowLeft"
                 start = time.perf_counter()

@@ -37,7 +37,7 @@ def test_page_draws_responds_and_trains(app_url, page, name):
     assert metrics.count() > 0
     before = metrics.first.inner_text()
     slider = page.locator(
-        "[data-testid='stMain'] [data-testid='stSlider'] [role='slider']"
+        "[data-testid='stMain'] [data-testid='stSlider'] input[type='range']"
     )
     if slider.count():
         slider.first.focus()
