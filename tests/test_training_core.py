@@ -99,6 +99,21 @@ def test_mirrored_path_on_two_logical_cpu_devices():
         assert result.device == "2 CPU devices (mirrored)", result.device
         loss = result.history["loss"]
         assert loss[-1] < 0.5 * loss[0], loss
+
+        # A second, different model in the same process: one shared strategy,
+        # or its collective ops clash with the first model's.
+        import keras
+        def wider(ctx):
+            x = core.rng(ctx.seed).normal(size=(64, 3)).astype("float32")
+            with ctx.strategy.scope():
+                model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(7),
+                                          keras.layers.Dense(1)])
+                model.compile(keras.optimizers.Adam(ctx.learning_rate), loss="mse")
+            model.fit(x, x[:, :1], epochs=ctx.epochs, verbose=0,
+                      callbacks=ctx.callbacks)
+        core.register_task(core.Task("wider", "wider", ("mse",), wider))
+        again = core.train("wider", "mse", epochs=2, learning_rate=0.01)
+        assert again.device == "2 CPU devices (mirrored)", again.device
         print("ok", loss)
         """
     )

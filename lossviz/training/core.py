@@ -10,6 +10,7 @@ as plain data together with the device it ran on.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 
@@ -74,11 +75,15 @@ def register_task(task: Task) -> Task:
     return task
 
 
+@functools.cache
 def default_strategy() -> tuple[tf.distribute.Strategy, str]:
     """Every GPU TensorFlow sees (mirrored when several), else the CPU.
 
     Several logical CPU devices (``tf.config.set_logical_device_configuration``)
     are mirrored too, which is how the multi-device path is tested without a GPU.
+    One strategy serves every run of the process: a new ``MirroredStrategy``
+    per run makes the second model's collective ops clash with the first's
+    ("Shape mismatch in the collective instance").
     """
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
@@ -94,6 +99,17 @@ def default_strategy() -> tuple[tf.distribute.Strategy, str]:
             f"{len(cpus)} CPU devices (mirrored)",
         )
     return tf.distribute.OneDeviceStrategy("/cpu:0"), "CPU"
+
+
+def describe_strategy(strategy: tf.distribute.Strategy) -> str:
+    """"CPU", "GPU", "2 GPUs (mirrored)", ... for a strategy's devices."""
+    devices = strategy.extended.worker_devices
+    kinds = {"GPU" if "GPU" in d.upper() else "CPU" for d in devices}
+    kind = kinds.pop() if len(kinds) == 1 else "devices"
+    if len(devices) == 1:
+        return kind
+    noun = {"GPU": "GPUs", "CPU": "CPU devices"}.get(kind, kind)
+    return f"{len(devices)} {noun} (mirrored)"
 
 
 class _Progress(keras.callbacks.Callback):
@@ -168,7 +184,7 @@ def train(
     if strategy is None:
         strategy, device = default_strategy()
     else:
-        device = ", ".join(strategy.extended.worker_devices)
+        device = describe_strategy(strategy)
     result = RunResult(task=task, variant=variant, params=dict(params), device=device)
     keras.utils.set_random_seed(seed)
     context = RunContext(
