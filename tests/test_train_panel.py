@@ -47,3 +47,18 @@ def test_train_draws_curves_and_overlays_a_second_run():
     assert [r["number"] for r in runs] == [1, 2, 3]
     at.button(key="train_clear_panel_demo").click().run()
     assert at.session_state["train_runs_panel_demo"] == []
+
+
+def test_picked_runs_stay_picked_when_their_labels_follow_a_control():
+    runs = '{"slow": ("a", {}), "fast": ("b", {})},'
+    page = PAGE.replace(runs, runs.replace('"fast"', 'f"fast k={k}"')).replace(
+        "ui.train_panel(",
+        'import streamlit as st\nk = st.slider("k", 1, 9, 2, key="k")\nui.train_panel(',
+    )
+    assert page != PAGE
+    at = AppTest.from_string(page, default_timeout=120).run()
+    assert at.multiselect(key="train_choice_panel_demo").value == ["slow", "fast k=2"]
+    at.multiselect(key="train_choice_panel_demo").set_value(["fast k=2"]).run()
+    at.slider(key="k").set_value(5).run()
+    assert not at.exception
+    assert at.multiselect(key="train_choice_panel_demo").value == ["fast k=5"]

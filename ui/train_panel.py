@@ -101,9 +101,9 @@ def _panel(task, runs, metrics, epochs, max_epochs, learning_rate, describe):
     history = st.session_state.setdefault(state_key, [])
     st.subheader("Train it", divider="gray")
     left, middle, right = st.columns([2, 1, 1])
-    chosen = left.multiselect(
-        "Runs", list(runs), default=list(runs), key=f"train_choice_{task}"
-    )
+    choice_key = f"train_choice_{task}"
+    _carry_choice(choice_key, f"_train_labels_{task}", list(runs))
+    chosen = left.multiselect("Runs", list(runs), default=list(runs), key=choice_key)
     n_epochs = middle.number_input(
         "Epochs", 1, max_epochs, epochs, key=f"train_epochs_{task}"
     )
@@ -171,6 +171,23 @@ def _panel(task, runs, metrics, epochs, max_epochs, learning_rate, describe):
     progress.empty()
     _draw_curves(history, metrics, curves)
     _summary(history, describe)
+
+
+def _carry_choice(choice_key: str, labels_key: str, labels: list[str]) -> None:
+    """Keeps the picked runs picked when their labels change with a control
+    (e.g. "sharpened (k = 5)" becomes "sharpened (k = 50)"): a multiselect
+    drops a picked value that is no longer among its options."""
+    previous = st.session_state.get(labels_key)
+    st.session_state[labels_key] = labels
+    chosen = st.session_state.get(choice_key)
+    if not previous or chosen is None or previous == labels:
+        return
+    if len(previous) == len(labels):
+        renamed = dict(zip(previous, labels, strict=True))
+        st.session_state[choice_key] = [renamed.get(c, c) for c in chosen]
+    st.session_state[choice_key] = [
+        c for c in st.session_state[choice_key] if c in labels
+    ]
 
 
 def _summary(history, describe) -> None:
