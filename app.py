@@ -9,56 +9,8 @@ import threading
 import streamlit as st
 
 from ui import classroom
+from ui.catalog import PAGES, page_name
 from ui.lessons import LESSONS
-
-PAGES = [
-    (
-        "pages/sharpening.py",
-        "Softmax → one-hot",
-        ":material/bolt:",
-        "Sharpen a softmax by a power or a temperature before an embedding lookup: "
-        "why `x**k / sum(x**k)` turns to NaN, how log space fixes it, and why the "
-        "gradient vanishes anyway. Straight-through and Gumbel-softmax beside them.",
-    ),
-    (
-        "pages/sampled_softmax.py",
-        "Sampled softmax",
-        ":material/casino:",
-        "Train a language model over a large vocabulary with "
-        "`tf.nn.sampled_softmax_loss`: how biased and noisy the estimate is, and "
-        "how much time it saves, as a Keras layer.",
-    ),
-    (
-        "pages/sequence_masking.py",
-        "Sequence masking and class weights",
-        ":material/format_list_numbered:",
-        "The seq2seq model that predicts only the end token: padding masks, "
-        "end-token weights, and the `sample_weight=mask` trap.",
-    ),
-    (
-        "pages/triplet.py",
-        "Loss as a layer (triplet)",
-        ":material/change_history:",
-        "A cosine triplet loss as the output of a model, and a masked "
-        "cross-entropy added with `add_loss`, the Keras 3 way.",
-    ),
-    (
-        "pages/multilabel.py",
-        "Multi-label ranking (BP-MLL)",
-        ":material/label:",
-        "The BP-MLL ranking loss, vectorised: the same number as the textbook "
-        "double loop, thousands of times faster, and finite where the naive "
-        "form overflows.",
-    ),
-    (
-        "pages/check.py",
-        "Check your tensors",
-        ":material/fact_check:",
-        "Upload or paste your own `y_true` and `y_pred`: the loss per sample, its "
-        "gradient, every NaN with the inputs behind it, and the closest Keras "
-        "built-in beside it. Also `python -m lossviz check` on the command line.",
-    ),
-]
 
 
 @st.cache_resource
@@ -95,11 +47,11 @@ def home() -> None:
         "training run respond. Every number comes from the `lossviz` package, "
         "the same code you can import into your own model."
     )
-    for page, (path, title, _, blurb) in zip(loss_pages, PAGES, strict=True):
+    for page, (path, title, _, blurb) in zip(pages, PAGES, strict=True):
         with st.container(border=True):
             st.page_link(page, label=f"**{title}**", icon=page.icon)
             st.markdown(blurb)
-            lessons = LESSONS.get(path.removeprefix("pages/").removesuffix(".py"), [])
+            lessons = LESSONS.get(page_name(path), [])
             if lessons:
                 columns = st.columns(len(lessons) + 1)
                 columns[0].caption("Lessons:")
@@ -125,10 +77,10 @@ st.set_page_config(
     # Presenter mode starts with the sidebar folded away.
     initial_sidebar_state="collapsed" if classroom.presenting_url() else "auto",
 )
-loss_pages = [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES]
+pages = [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES]
 _warm_up_backend()
 navigation = st.navigation(
-    [st.Page(home, title="Overview", icon=":material/home:", default=True), *loss_pages]
+    [st.Page(home, title="Overview", icon=":material/home:", default=True), *pages]
 )
 with st.sidebar:
     st.number_input(

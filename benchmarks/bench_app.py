@@ -35,8 +35,9 @@ from tests.browser.conftest import (  # noqa: E402
     wait_for_health,
     wait_until_idle,
 )
+from ui.catalog import PAGE_DIR, page_names  # noqa: E402
 
-PAGES = ["sharpening", "sampled_softmax", "sequence_masking", "triplet", "multilabel"]
+PAGES = page_names()
 SLIDER = "[data-testid='stMain'] [data-testid='stSlider'] input[type='range']"
 BASELINE = """
 import streamlit as st
@@ -54,7 +55,7 @@ def rerun_times(moves: int) -> dict[str, list[float]]:
 
     apps = {"baseline (one slider)": AppTest.from_string(BASELINE)}
     for name in PAGES:
-        apps[name] = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"))
+        apps[name] = AppTest.from_file(str(ROOT / PAGE_DIR / f"{name}.py"))
     for app in apps.values():
         app.default_timeout = 120
         app.run()

@@ -7,8 +7,9 @@ screenshot per page goes to artifacts/screenshots (not committed).
 import pytest
 
 from tests.browser.conftest import screenshot, wait_until_idle
+from ui.catalog import page_names
 
-PAGES = ["sharpening", "sampled_softmax", "sequence_masking", "triplet", "multilabel"]
+PAGES = page_names()
 
 
 def _assert_clean(page):

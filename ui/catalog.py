@@ -1,0 +1,71 @@
+"""The app's pages: file, title, icon and what each teaches.
+
+One list for the router (``app.py``), the landing page, the tests and the
+benchmarks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PAGE_DIR = "pages"
+
+PAGES = [
+    (
+        "pages/sharpening.py",
+        "Softmax → one-hot",
+        ":material/bolt:",
+        "Sharpen a softmax by a power or a temperature before an embedding lookup: "
+        "why `x**k / sum(x**k)` turns to NaN, how log space fixes it, and why the "
+        "gradient vanishes anyway. Straight-through and Gumbel-softmax beside them.",
+    ),
+    (
+        "pages/sampled_softmax.py",
+        "Sampled softmax",
+        ":material/casino:",
+        "Train a language model over a large vocabulary with "
+        "`tf.nn.sampled_softmax_loss`: how biased and noisy the estimate is, and "
+        "how much time it saves, as a Keras layer.",
+    ),
+    (
+        "pages/sequence_masking.py",
+        "Sequence masking and class weights",
+        ":material/format_list_numbered:",
+        "The seq2seq model that predicts only the end token: padding masks, "
+        "end-token weights, and the `sample_weight=mask` trap.",
+    ),
+    (
+        "pages/triplet.py",
+        "Loss as a layer (triplet)",
+        ":material/change_history:",
+        "A cosine triplet loss as the output of a model, and a masked "
+        "cross-entropy added with `add_loss`, the Keras 3 way.",
+    ),
+    (
+        "pages/multilabel.py",
+        "Multi-label ranking (BP-MLL)",
+        ":material/label:",
+        "The BP-MLL ranking loss, vectorised: the same number as the textbook "
+        "double loop, thousands of times faster, and finite where the naive "
+        "form overflows.",
+    ),
+    (
+        "pages/check.py",
+        "Check your tensors",
+        ":material/fact_check:",
+        "Upload or paste your own `y_true` and `y_pred`: the loss per sample, its "
+        "gradient, every NaN with the inputs behind it, and the closest Keras "
+        "built-in beside it. Also `python -m lossviz check` on the command line.",
+    ),
+]
+
+
+def page_name(path: str) -> str:
+    """The page's URL name: its file name without ``.py``."""
+    return Path(path).stem
+
+
+def page_names(include_check: bool = False) -> list[str]:
+    """The URL names of the loss pages (and of the check page if asked)."""
+    names = [page_name(path) for path, *_ in PAGES]
+    return names if include_check else [n for n in names if n != "check"]
