@@ -198,3 +198,48 @@ st.navigation([st.Page({PAGE!r}, title={TITLE!r}, default=True)]).run()
     assert not at.exception, at.exception
     assert at.title[0].value == TITLE
     assert metrics(at) == expected_metrics()
+
+
+def test_train_draws_the_curves_and_the_extras(app):
+    set_defaults(app)
+    charts = len(app.get("plotly_chart"))
+    app.number_input(key="train_epochs_multilabel").set_value(2)
+    app.button(key="train_go_multilabel").click().run()
+    assert not app.exception, app.exception
+    runs = app.session_state["train_runs_multilabel"]
+    assert [r["label"] for r in runs] == ["binary cross-entropy", "BP-MLL"]
+    assert [r["variant"] for r in runs] == ["bce", "bpmll"]
+    for run in runs:
+        assert run["epochs"] == [1, 2]
+        assert set(run["history"]) == {"loss", "ranking_loss", "hamming_loss"}
+    # One chart per metric: training loss, ranking loss, Hamming loss.
+    assert len(app.get("plotly_chart")) == charts + 3
+    table = app.dataframe[2].value
+    assert list(table["run"]) == ["#1 binary cross-entropy", "#2 BP-MLL"]
+    assert list(table["ranking_loss"]) == [
+        format_value(r["history"]["ranking_loss"][-1]) for r in runs
+    ]
+    # The last run's extras: its held-out summary and first samples.
+    summary = runs[-1]["examples"][0]
+    extras = app.markdown[-1].value
+    assert extras.startswith("**BP-MLL** on 200 held-out samples")
+    assert format_value(summary["after"]["ranking_loss"], 3) in extras
+    assert len(app.dataframe[3].value) == len(runs[-1]["examples"]) - 1
+    app.button(key="train_clear_multilabel").click().run()
+    assert app.session_state["train_runs_multilabel"] == []
+    assert len(app.get("plotly_chart")) == charts
+
+
+def test_page_trains_inside_the_app():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert not at.exception, at.exception
+    at.switch_page("pages/multilabel.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == TITLE
+    at.multiselect(key="train_choice_multilabel").set_value(["BP-MLL"])
+    at.number_input(key="train_epochs_multilabel").set_value(1)
+    at.button(key="train_go_multilabel").click().run()
+    assert not at.exception, at.exception
+    (run,) = at.session_state["train_runs_multilabel"]
+    assert run["history"]["ranking_loss"]
+    assert at.markdown[-1].value.startswith("**BP-MLL**")
