@@ -566,7 +566,7 @@ ui.train_panel(
         "end_share": "Real steps predicted </s>",
         "pad_share": "Real steps predicted <pad>",
     },
-    epochs=6,
+    epochs=5,
     max_epochs=30,
     learning_rate=1e-2,
     describe=describe_run,
