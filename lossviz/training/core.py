@@ -89,16 +89,17 @@ def default_strategy() -> tuple[tf.distribute.Strategy, str]:
     if len(gpus) > 1:
         names = [d.name for d in gpus]
         return tf.distribute.MirroredStrategy(names), f"{len(gpus)} GPUs (mirrored)"
-    if gpus:
-        return tf.distribute.OneDeviceStrategy(gpus[0].name), "GPU"
     cpus = tf.config.list_logical_devices("CPU")
-    if len(cpus) > 1:
+    if not gpus and len(cpus) > 1:
         names = [d.name for d in cpus]
         return (
             tf.distribute.MirroredStrategy(names),
             f"{len(cpus)} CPU devices (mirrored)",
         )
-    return tf.distribute.OneDeviceStrategy("/cpu:0"), "CPU"
+    # One device: TensorFlow's default strategy places the work on the GPU
+    # when there is one, and skips the distributed input pipeline that
+    # OneDeviceStrategy builds (about a third of a tiny model's first epoch).
+    return tf.distribute.get_strategy(), "GPU" if gpus else "CPU"
 
 
 def describe_strategy(strategy: tf.distribute.Strategy) -> str:
