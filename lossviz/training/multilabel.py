@@ -47,6 +47,7 @@ from sklearn.metrics import hamming_loss, label_ranking_loss
 
 from lossviz import multilabel
 from lossviz._common import check_number
+from lossviz._tf import tf
 from lossviz.training import core
 
 VARIANTS = ("bpmll", "bce")
@@ -62,7 +63,6 @@ PARAMS = {
 THRESHOLD = 0.0  # a label is predicted positive when its logit is above this
 NUM_HELDOUT = 200
 BATCH_SIZE = 32
-STEPS_PER_EXECUTION = 4
 NUM_EXAMPLES = 6
 
 
@@ -130,6 +130,28 @@ def multilabel_dataset(
         "y_heldout": y_heldout,
         "mixing": mixing.astype(np.float32),
     }
+
+
+def training_batches(x, y, seed: int, batch_size: int = BATCH_SIZE):
+    """An endless, seeded, reshuffled stream of ``(x, y)`` batches for ``fit``.
+
+    Each pass over the data is shuffled anew (the same sequence of orders for
+    the same ``seed``), and ``fit`` is given ``steps_per_epoch`` = one pass,
+    so an epoch is exactly one pass, as with arrays. Unlike arrays, the
+    stream's iterator is created once per run, not once per epoch: under a
+    ``tf.distribute`` strategy (``core.train`` always uses one) re-creating it
+    costs several times an epoch of this tiny model.
+
+    Returns:
+      ``(dataset, steps_per_epoch)``.
+    """
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .repeat()
+    )
+    return dataset, -(-len(x) // batch_size)
 
 
 def build_model(num_features: int, num_labels: int, hidden_units: int = 32):
@@ -293,7 +315,7 @@ def _run(ctx: core.RunContext) -> None:
         label_density=params["label_density"],
         noise=params["noise"],
     )
-    steps = -(-params["num_train"] // BATCH_SIZE)
+    batches, steps = training_batches(data["x"], data["y"].astype(np.float32), ctx.seed)
     with ctx.strategy.scope():
         model = build_model(
             params["num_features"], params["num_labels"], params["hidden_units"]
@@ -302,13 +324,12 @@ def _run(ctx: core.RunContext) -> None:
             optimizer=keras.optimizers.Adam(ctx.learning_rate),
             loss=make_loss(ctx.variant),
             jit_compile=False,
-            steps_per_execution=min(steps, STEPS_PER_EXECUTION),
         )
     metrics = HeldOutMetrics(data["x_heldout"], data["y_heldout"])
     model.fit(
-        data["x"],
-        data["y"].astype(np.float32),
-        batch_size=BATCH_SIZE,
+        batches,
+        steps_per_epoch=steps,
+        shuffle=False,  # the stream shuffles each pass itself
         epochs=ctx.epochs,
         callbacks=[metrics, *ctx.callbacks],
         verbose=0,
