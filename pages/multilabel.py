@@ -502,5 +502,6 @@ ui.train_panel(
         "ranking_loss": "Held-out ranking loss",
         "hamming_loss": "Held-out Hamming loss (logit > 0)",
     },
+    epochs=10,
     describe=describe_run,
 )
