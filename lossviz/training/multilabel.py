@@ -138,9 +138,10 @@ def training_batches(x, y, seed: int, batch_size: int = BATCH_SIZE):
     Each pass over the data is shuffled anew (the same sequence of orders for
     the same ``seed``), and ``fit`` is given ``steps_per_epoch`` = one pass,
     so an epoch is exactly one pass, as with arrays. Unlike arrays, the
-    stream's iterator is created once per run, not once per epoch: under a
-    ``tf.distribute`` strategy (``core.train`` always uses one) re-creating it
-    costs several times an epoch of this tiny model.
+    stream's iterator is created once per run, not once per epoch: re-creating
+    it costs several times an epoch of this tiny model (on a loaded 2-core
+    CPU: about 0.1 s per epoch with arrays, 0.03 s with the stream; 0.3 s
+    against 0.05 s under ``OneDeviceStrategy``).
 
     Returns:
       ``(dataset, steps_per_epoch)``.
