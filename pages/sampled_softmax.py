@@ -21,6 +21,9 @@ SWEEP_DRAWS = 30  # seeds per point of the bias/spread sweep
 SAMPLED_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 VOCAB_CHOICES = [100, 1_000, 10_000, 50_000]
 TIMING_REPEATS = 7
+TRAIN_TASK = "sampled"
+TRAIN_CHOICE = f"train_choice_{TRAIN_TASK}"  # the train panel's run picker
+TRAIN_LEARNING_RATE = 3e-2
 
 INTRO = f"""
 A language model's last layer scores every word of the vocabulary: with `C` words
@@ -47,6 +50,31 @@ What to try:
   whose label is a small id.
 - **Cost**: the sampled forward and backward pass reads `{BATCH} + S` rows of
   the `[C, {DIM}]` matrix, the full one all `C`. Try 50,000 words.
+"""
+
+
+TRAIN_INTRO = """
+**Train it.** A next-word model on a synthetic language of `C` words (the
+vocabulary above), ids sorted by frequency as the sampler assumes: each word has
+four favourite successors, taken 75 % of the time, otherwise the next word is a
+Zipfian draw. `Embedding(C, 16)` → `Dense(16, tanh)` → the output layer:
+`SampledSoftmax(C, S)` with the `S` chosen above, trained with
+`lossviz.LazyAdam` or with Keras' `Adam`, and the exact softmax
+(`full_softmax_loss`) with `Adam`. All start from the same weights; every
+epoch reads 4,096 new word pairs, then each run's **held-out perplexity** is
+measured with the full softmax.
+
+- The **training loss** of a sampled run is the sampled estimate, biased low:
+  compare runs on the held-out perplexity instead.
+- **Seconds per epoch** (training steps only; the first step, which builds the
+  graph, is left out). The full softmax forms `[256, C]` logits and a dense
+  `[C, 16]` gradient at every step, the sampled one `[256, 1 + S]` logits and
+  `256 + S` rows. Keras' `Adam` turns those rows into a dense gradient and
+  updates all `C` rows of the weights and of both moments: **the optimizer eats
+  much of the speed-up**. `LazyAdam` updates the rows a step touched. Try
+  50,000 words.
+- Per epoch the full softmax usually reaches the lowest perplexity: the sampled
+  runs buy their cheap steps with a slower, noisier descent.
 """
 
 
@@ -154,6 +182,77 @@ def timings(vocab, num_sampled, hits, zipf, seed, nonce):
             warmup=2,
         )
     return seconds
+
+
+def train_runs(num_sampled, vocab):
+    """The train panel's runs: label -> (variant, parameters)."""
+    size = f"C={vocab:,}"
+    return {
+        f"sampled S={num_sampled} + LazyAdam ({size})": (
+            "sampled",
+            {"num_sampled": num_sampled, "optimizer": "lazy_adam", "vocab_size": vocab},
+        ),
+        f"sampled S={num_sampled} + Adam ({size})": (
+            "sampled",
+            {"num_sampled": num_sampled, "optimizer": "adam", "vocab_size": vocab},
+        ),
+        f"full softmax + Adam ({size})": ("full", {"vocab_size": vocab}),
+    }
+
+
+def run_kind(label):
+    """Which of the three runs a label names, whatever its S and C."""
+    if label.startswith("full"):
+        return "full"
+    return "lazy_adam" if "+ LazyAdam" in label else "adam"
+
+
+def follow_the_controls(runs):
+    """Keeps the runs picked in the train panel picked under their new labels.
+
+    The panel's picker keys its options by label, and the labels follow the S
+    and C controls: without this, a picked run would silently drop out.
+    """
+    chosen = st.session_state.get(TRAIN_CHOICE)
+    if chosen and any(label not in runs for label in chosen):
+        current = {run_kind(label): label for label in runs}
+        st.session_state[TRAIN_CHOICE] = list(
+            dict.fromkeys(current[run_kind(label)] for label in chosen)
+        )
+
+
+def describe_run(run):
+    """The last run's extras: its perplexity against the floor, a few guesses."""
+    examples = run.get("examples") or []
+    if not examples:
+        return
+    summary, rows = examples[0], examples[1:]
+    st.markdown(
+        f"**{run['label']}**: held-out perplexity "
+        f"**{ui.format_value(summary['val_perplexity_after'], 4)}** after training. "
+        f"An untrained model is near uniform (about {summary['vocab_size']:,}); "
+        "the generator's own probabilities give "
+        f"{ui.format_value(summary['best_perplexity'], 3)}, the floor no model "
+        "can beat. Its guesses for the first held-out words (word names are "
+        "made up; short names are frequent words):"
+    )
+    table = [
+        {
+            "previous word": row["previous"],
+            "next word": row["next"],
+            "top guesses": ", ".join(
+                f"{word} ({p:.0%})"
+                for word, p in zip(
+                    row["predicted"], row["predicted_probability"], strict=True
+                )
+            ),
+            "P(next), model": ui.format_value(row["model_probability"], 3),
+            "P(next), true": ui.format_value(row["true_probability"], 3),
+            "favourite successors": ", ".join(row["favourites"]),
+        }
+        for row in rows
+    ]
+    st.dataframe(table, hide_index=True, width="stretch")
 
 
 def remeasure():
@@ -443,4 +542,19 @@ model.fit([x, y], epochs=5)                  # no separate target
 model.evaluate([x, y])                       # full cross-entropy
 model.save("model.keras")
 keras.saving.load_model("model.keras")       # no custom_objects needed""",
+)
+
+st.markdown(TRAIN_INTRO)
+runs = train_runs(num_sampled, vocab)
+follow_the_controls(runs)
+ui.train_panel(
+    TRAIN_TASK,
+    runs,
+    metrics={
+        "loss": "Training loss (what each run minimises)",
+        "val_perplexity": "Held-out perplexity (full softmax)",
+        "seconds": "Seconds per epoch (training steps)",
+    },
+    learning_rate=TRAIN_LEARNING_RATE,
+    describe=describe_run,
 )

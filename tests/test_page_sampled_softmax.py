@@ -158,3 +158,69 @@ def test_page_runs_inside_the_app():
     assert not at.exception, at.exception
     assert at.title[0].value == "Sampled softmax"
     assert set(metrics(at)) == METRICS
+
+
+def test_train_draws_the_curves_and_follows_the_controls(app):
+    widget(app, "ss_vocab").set_value(1_000)
+    app.run()
+    charts_before = len(app.get("plotly_chart"))
+    app.number_input(key="train_epochs_sampled").set_value(1)
+    app.button(key="train_go_sampled").click().run()
+    assert not app.exception, app.exception
+    runs = app.session_state["train_runs_sampled"]
+    assert [r["label"] for r in runs] == [
+        "sampled S=64 + LazyAdam (C=1,000)",
+        "sampled S=64 + Adam (C=1,000)",
+        "full softmax + Adam (C=1,000)",
+    ]
+    assert [r["params"] for r in runs] == [
+        {"num_sampled": 64, "optimizer": "lazy_adam", "vocab_size": 1_000},
+        {"num_sampled": 64, "optimizer": "adam", "vocab_size": 1_000},
+        {"vocab_size": 1_000},
+    ]
+    for run in runs:
+        assert run["epochs"] == [1]
+        assert set(run["history"]) == {"loss", "val_perplexity", "seconds"}
+        # Trained a little: far below the untrained model's ~1000.
+        assert run["history"]["val_perplexity"][0] < 500
+    # One chart per metric: loss, held-out perplexity, seconds.
+    assert len(app.get("plotly_chart")) == charts_before + 3
+    tables = [t.value for t in app.dataframe]
+    summary = next(t for t in tables if "run" in t.columns)
+    assert list(summary["run"]) == [
+        f"#{i + 1} {r['label']}" for i, r in enumerate(runs)
+    ]
+    # The last run's extras: its perplexity and its next-word guesses.
+    assert "held-out perplexity" in app.markdown[-1].value
+    guesses = next(t for t in tables if "top guesses" in t.columns)
+    assert len(guesses) == len(runs[-1]["examples"]) - 1
+
+    # A new S keeps the picked runs picked, under their new labels.
+    widget(app, "ss_sampled").set_value(256)
+    app.run()
+    assert not app.exception
+    assert app.multiselect(key="train_choice_sampled").value == [
+        "sampled S=256 + LazyAdam (C=1,000)",
+        "sampled S=256 + Adam (C=1,000)",
+        "full softmax + Adam (C=1,000)",
+    ]
+    app.multiselect(key="train_choice_sampled").set_value(
+        ["sampled S=256 + LazyAdam (C=1,000)"]
+    )
+    app.button(key="train_go_sampled").click().run()
+    assert not app.exception, app.exception
+    runs = app.session_state["train_runs_sampled"]
+    assert [r["number"] for r in runs] == [1, 2, 3, 4]
+    assert runs[-1]["params"] == {
+        "num_sampled": 256,
+        "optimizer": "lazy_adam",
+        "vocab_size": 1_000,
+    }
+    app.button(key="train_clear_sampled").click().run()
+    assert app.session_state["train_runs_sampled"] == []
+    widget(app, "ss_vocab").set_value(10_000)
+    widget(app, "ss_sampled").set_value(64)
+    app.run()
+    assert app.multiselect(key="train_choice_sampled").value == [
+        "sampled S=64 + LazyAdam (C=10,000)"
+    ]
