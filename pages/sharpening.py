@@ -21,7 +21,6 @@ POWERS = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0,
 SWEEP_POWERS = np.geomspace(0.1, sharpen.MAX_POWER, 41)  # 8 per decade
 TOKENS = [str(v) for v in range(VOCAB_SIZE)]
 TRAIN_TASK = "sharpen"
-TRAIN_CHOICE = f"train_choice_{TRAIN_TASK}"  # the train panel's run picker
 
 INTRO = """
 A model predicts probabilities `p` over a vocabulary of 8 tokens; the loss compares
@@ -310,7 +309,7 @@ def train_runs(power, iterations, distance):
     """The train panel's runs: label -> (variant, params).
 
     The labels follow the controls, so a run drawn earlier keeps the settings
-    it was trained with in its name; their first word names the variant.
+    it was trained with in its name (the panel keeps a picked run picked).
     """
     how = "" if distance == "cosine" else f", {distance}"
     times = "" if iterations == 1 else f" × {iterations}"
@@ -325,22 +324,6 @@ def train_runs(power, iterations, distance):
             {"distance": distance},
         ),
     }
-
-
-def keep_chosen_runs(labels):
-    """Carries the picker's choice over to labels that followed the controls.
-
-    The panel's run picker keys its options by label; without this it would
-    silently drop a run whose label changed with the power.
-    """
-    chosen = st.session_state.get(TRAIN_CHOICE)
-    if not chosen:
-        return
-    by_kind = {label.split(" ")[0]: label for label in labels}
-    carried = [by_kind.get(label.split(" ")[0]) for label in chosen]
-    carried = list(dict.fromkeys(label for label in carried if label))
-    if carried != chosen:
-        st.session_state[TRAIN_CHOICE] = carried
 
 
 def describe_run(run):
@@ -545,11 +528,9 @@ keras.saving.load_model("model.keras")  # no custom_objects needed""",
 )
 
 st.markdown(TRAIN_INTRO)
-runs = train_runs(power, iterations, distance)
-keep_chosen_runs(list(runs))
 ui.train_panel(
     TRAIN_TASK,
-    runs,
+    train_runs(power, iterations, distance),
     metrics={
         "val_loss": "Held-out loss",
         "val_word_accuracy": "Held-out word accuracy",

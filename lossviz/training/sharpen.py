@@ -201,13 +201,16 @@ def _run(ctx: core.RunContext) -> None:
                 ),
             ]
         )
-        # One call per epoch: the steps are few, and each call costs more
-        # in Python than the step itself.
+        # Several steps per call: the steps are few, and each call costs more
+        # in Python than the step itself. Not over several replicas, where
+        # Keras 3 fails with "You must feed a value for placeholder tensor"
+        # (keras-team/keras#19246).
+        single = ctx.strategy.num_replicas_in_sync == 1
         model.compile(
             optimizer=keras.optimizers.Adam(ctx.learning_rate),
             loss=loss,
             jit_compile=False,
-            steps_per_execution=min(steps, STEPS_PER_EXECUTION),
+            steps_per_execution=min(steps, STEPS_PER_EXECUTION) if single else 1,
         )
     heldout = HeldOutWords(
         loss, data["x_heldout"], data["target_heldout"], data["word_heldout"]
