@@ -23,7 +23,7 @@ VOCAB_CHOICES = [100, 1_000, 10_000, 50_000]
 TIMING_REPEATS = 7
 TRAIN_TASK = "sampled"
 TRAIN_CHOICE = f"train_choice_{TRAIN_TASK}"  # the train panel's run picker
-TRAIN_LEARNING_RATE = 3e-2
+TRAIN_LEARNING_RATE = 1e-2
 
 INTRO = f"""
 A language model's last layer scores every word of the vocabulary: with `C` words
@@ -73,8 +73,11 @@ measured with the full softmax.
   updates all `C` rows of the weights and of both moments: **the optimizer eats
   much of the speed-up**. `LazyAdam` updates the rows a step touched. Try
   50,000 words.
-- Per epoch the full softmax usually reaches the lowest perplexity: the sampled
-  runs buy their cheap steps with a slower, noisier descent.
+- **Held-out perplexity** falls from about `C` in all three. Which run is lowest
+  after a few epochs depends on the learning rate (try 0.03: the sampled runs
+  turn noisy, the full one gains most). The `LazyAdam` run ends above the `Adam`
+  one: it moves a row only on the steps that touch it, where `Adam`'s momentum
+  keeps moving the row on the steps after, so rare words travel further.
 """
 
 

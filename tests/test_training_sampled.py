@@ -12,7 +12,7 @@ from lossviz.training import core
 from lossviz.training import sampled as task
 
 SMALL = {"vocab_size": 2_000, "pairs_per_epoch": 1_024, "embed_dim": 16}
-LEARNING_RATE = 0.03  # what the page uses
+LEARNING_RATE = 0.03  # learns in 3 short epochs at these sizes
 RUNS = {
     "lazy_adam": ("sampled", {"num_sampled": 64, "optimizer": "lazy_adam"}),
     "adam": ("sampled", {"num_sampled": 64, "optimizer": "adam"}),
