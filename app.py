@@ -10,7 +10,7 @@ import streamlit as st
 
 from ui import classroom
 from ui.catalog import PAGES, page_name
-from ui.lessons import LESSONS
+from ui.lesson_plans import LESSONS
 
 
 @st.cache_resource

@@ -56,10 +56,11 @@ def test_presenter_mode_folds_secondary_material_and_survives_reruns():
     at = AppTest.from_string(PAGE, default_timeout=30).run()
     assert not at.expander
     at.toggle(key="present").set_value(True).run()
-    assert len(at.expander) == 1
+    # The intro ("What to try") and the page's secondary material fold away.
+    assert [e.label for e in at.expander] == ["What to try", "More on this"]
     at.slider(key="x").set_value(3.0).run()
     assert at.toggle(key="present").value is True
-    assert len(at.expander) == 1
+    assert len(at.expander) == 2
     assert not at.exception
 
 

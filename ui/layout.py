@@ -5,11 +5,14 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from ui import classroom, controls
+from ui.lesson_plans import LESSONS
 from ui.summary import summarize
 
 _NONFINITE_HELP = (
@@ -19,15 +22,27 @@ _NONFINITE_HELP = (
 )
 
 
-def header(title: str, formula: str | None = None, intro: str | None = None) -> None:
-    """The page title, its formula (LaTeX) and a few sentences of what to try."""
+def header(
+    title: str,
+    formula: str | None = None,
+    intro: str | None = None,
+    *,
+    page: str | None = None,
+) -> None:
+    """The page title, its formula (LaTeX), a few sentences of what to try,
+    and the page's lessons (``ui.lesson_plans.LESSONS[page]``; ``page`` defaults to
+    the calling page's file name)."""
     controls.start_page()
     classroom.start_page()
     st.title(title)
     if formula:
         st.latex(formula)
     if intro:
-        st.markdown(intro)
+        with classroom.secondary("What to try"):
+            st.markdown(intro)
+    if page is None:
+        page = Path(sys._getframe(1).f_globals.get("__file__", "")).stem
+    classroom.lessons(page, LESSONS.get(page, []))
 
 
 def format_value(value, digits: int = 4) -> str:
