@@ -1,0 +1,28 @@
+"""Every lesson sets its page's controls in one click and the page runs."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ui.catalog import PAGE_DIR, page_names
+from ui.lesson_plans import LESSONS
+
+CASES = [(page, lesson) for page, lessons in LESSONS.items() for lesson in lessons]
+
+
+def test_every_loss_page_has_a_failure_and_a_fix():
+    assert set(LESSONS) == set(page_names())
+    assert all(len(lessons) >= 2 for lessons in LESSONS.values())
+
+
+@pytest.mark.parametrize(
+    "page, lesson", CASES, ids=[f"{p}:{lesson.title}" for p, lesson in CASES]
+)
+def test_lesson_button_sets_the_controls_it_names(page, lesson):
+    at = AppTest.from_file(f"../{PAGE_DIR}/{page}.py", default_timeout=180).run()
+    assert not at.exception
+    at.button(key=f"lesson_{page}_{lesson.title}").click().run()
+    assert not at.exception, at.exception
+    for key, value in lesson.settings.items():
+        assert at.session_state[key] == value, key
+    notes = [info.value for info in at.info]
+    assert any(lesson.notice in note for note in notes)
