@@ -8,7 +8,6 @@ train at once on one server; the others wait with a visible message.
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 
@@ -16,10 +15,10 @@ import streamlit as st
 
 from ui import charts
 from ui.layout import format_value, plot
+from ui.summary import summarize
 
 MAX_CONCURRENT_RUNS = 2
 MAX_KEPT_RUNS = 8
-_draw_ids = itertools.count()
 
 
 @st.cache_resource
@@ -44,30 +43,49 @@ def _acquire_slot(status) -> threading.BoundedSemaphore:
 
 
 def _draw_curves(runs: list[dict], metrics: dict[str, str], area) -> None:
-    draw = next(_draw_ids)  # each redraw is a new element: give it a fresh key
+    """One chart per metric, every run overlaid. Figures are kept per state of
+    the runs, so a page rerun with nothing new redraws without rebuilding, and
+    the charts keep their identity (no remount in the browser)."""
+    state = tuple((run["number"], run["label"], len(run["epochs"])) for run in runs)
+    memo = st.session_state.setdefault("_train_curve_figures", {})
     with area.container():
         columns = st.columns(len(metrics))
         for column, (metric, title) in zip(columns, metrics.items(), strict=True):
-            series = {
-                f"#{run['number']} {run['label']}": run["history"][metric]
-                for run in runs
-                if run["history"].get(metric)
-            }
-            if not series:
+            key = (metric, title, state)
+            if key not in memo:
+                memo[key] = _curve_figure(runs, metric, title)
+            figure, summary = memo[key]
+            if figure is None:
                 continue
-            epochs = {f"#{run['number']} {run['label']}": run["epochs"] for run in runs}
             with column:
                 plot(
-                    charts.line(
-                        {name: epochs[name] for name in series},
-                        series,
-                        title=title,
-                        x_title="epoch",
-                        y_title=metric,
-                        height=300,
-                    ),
-                    key=f"train_curve_{metric}_{draw}",
+                    figure,
+                    summary=summary,
+                    key=f"train_curve_{metric}_{abs(hash(state))}",
                 )
+    # Keep the figures of the current state only.
+    for key in [k for k in memo if k[2] != state]:
+        del memo[key]
+
+
+def _curve_figure(runs, metric, title):
+    series = {
+        f"#{run['number']} {run['label']}": run["history"][metric]
+        for run in runs
+        if run["history"].get(metric)
+    }
+    if not series:
+        return None, ""
+    epochs = {f"#{run['number']} {run['label']}": run["epochs"] for run in runs}
+    figure = charts.line(
+        {name: epochs[name] for name in series},
+        series,
+        title=title,
+        x_title="epoch",
+        y_title=metric,
+        height=300,
+    )
+    return figure, summarize(figure)
 
 
 def train_panel(
@@ -168,8 +186,7 @@ def _panel(task, runs, metrics, epochs, max_epochs, learning_rate, describe):
             run.update(result.to_dict())
     finally:
         slot.release()
-    progress.empty()
-    _draw_curves(history, metrics, curves)
+    progress.empty()  # the curves are drawn already, after the last epoch
     _summary(history, describe)
 
 
