@@ -12,6 +12,7 @@ import ui
 # lossviz first: it imports TensorFlow quietly.
 from lossviz import analysis, sampled
 from lossviz._tf import tf
+from lossviz.training import sampled as task
 
 PAGE = "sampled_softmax"
 BATCH, DIM = 32, 64
@@ -24,6 +25,8 @@ TIMING_REPEATS = 7
 TRAIN_TASK = "sampled"
 TRAIN_CHOICE = f"train_choice_{TRAIN_TASK}"  # the train panel's run picker
 TRAIN_LEARNING_RATE = 1e-2
+TRAIN_DIM = task.COMMON_PARAMS["embed_dim"][0]
+TRAIN_PAIRS = task.COMMON_PARAMS["pairs_per_epoch"][0]
 
 INTRO = f"""
 A language model's last layer scores every word of the vocabulary: with `C` words
@@ -53,31 +56,31 @@ What to try:
 """
 
 
-TRAIN_INTRO = """
+TRAIN_INTRO = f"""
 **Train it.** A next-word model on a synthetic language of `C` words (the
 vocabulary above), ids sorted by frequency as the sampler assumes: each word has
-four favourite successors, taken 75 % of the time, otherwise the next word is a
-Zipfian draw. `Embedding(C, 16)` → `Dense(16, tanh)` → the output layer:
-`SampledSoftmax(C, S)` with the `S` chosen above, trained with
-`lossviz.LazyAdam` or with Keras' `Adam`, and the exact softmax
-(`full_softmax_loss`) with `Adam`. All start from the same weights; every
-epoch reads 4,096 new word pairs, then each run's **held-out perplexity** is
-measured with the full softmax.
+{len(task.SUCCESSOR_WEIGHTS)} favourite successors, taken {task.FOLLOW:.0%} of the
+time, otherwise the next word is a Zipfian draw. `Embedding(C, {TRAIN_DIM})` →
+`Dense({TRAIN_DIM}, tanh)` → the output layer: `SampledSoftmax(C, S)` with the `S`
+chosen above, trained with `lossviz.LazyAdam` or with Keras' `Adam`, and the exact
+softmax (`full_softmax_loss`) with `Adam`. All start from the same weights; every
+epoch reads {TRAIN_PAIRS:,} new word pairs in batches of {task.BATCH_SIZE}, then
+each run's **held-out perplexity** is measured with the full softmax.
 
 - The **training loss** of a sampled run is the sampled estimate, biased low:
   compare runs on the held-out perplexity instead.
 - **Seconds per epoch** (training steps only; the first step, which builds the
-  graph, is left out). The full softmax forms `[256, C]` logits and a dense
-  `[C, 16]` gradient at every step, the sampled one `[256, 1 + S]` logits and
-  `256 + S` rows. Keras' `Adam` turns those rows into a dense gradient and
-  updates all `C` rows of the weights and of both moments: **the optimizer eats
-  much of the speed-up**. `LazyAdam` updates the rows a step touched. Try
-  50,000 words.
-- **Held-out perplexity** falls from about `C` in all three. Which run is lowest
-  after a few epochs depends on the learning rate (try 0.03: the sampled runs
-  turn noisy, the full one gains most). The `LazyAdam` run ends above the `Adam`
-  one: it moves a row only on the steps that touch it, where `Adam`'s momentum
-  keeps moving the row on the steps after, so rare words travel further.
+  graph, is left out). The full softmax forms `[{task.BATCH_SIZE}, C]` logits and a
+  dense `[C, {TRAIN_DIM}]` gradient at every step, the sampled one
+  `[{task.BATCH_SIZE}, 1 + S]` logits and `{task.BATCH_SIZE} + S` rows. Keras'
+  `Adam` turns those rows into a dense gradient and updates all `C` rows of the
+  weights and of both moments: **the optimizer eats much of the speed-up**.
+  `LazyAdam` updates the rows a step touched. Try 50,000 words.
+- **Held-out perplexity** falls from about `C` in every run; which one is lowest
+  after a few epochs depends on the learning rate and the seed. At the default
+  rate the `LazyAdam` run lags the `Adam` one: it moves a row only on the steps
+  that touch it, where `Adam`'s momentum keeps moving the row on the steps
+  after, so rare words travel further.
 """
 
 

@@ -57,7 +57,7 @@ OPTIMIZERS = ("lazy_adam", "adam")
 COMMON_PARAMS = {
     "vocab_size": (10_000, 100, 50_000),
     "embed_dim": (16, 4, 128),
-    "pairs_per_epoch": (4_096, BATCH_SIZE, 65_536),
+    "pairs_per_epoch": (2_048, BATCH_SIZE, 65_536),
 }
 SAMPLED_PARAMS = {"num_sampled": (64, 1, 50_000), **COMMON_PARAMS}
 
