@@ -1,6 +1,9 @@
 """The sampled-softmax family's training task: a next-word model, sampled vs full."""
 
 import json
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
@@ -297,6 +300,32 @@ def test_a_fixed_seed_repeats_exactly(runs):
     assert timeless(other) != timeless(runs[name])
 
 
+def test_sampled_run_on_two_mirrored_devices():
+    # Sparse gradients, LazyAdam and the layer's seed generator across
+    # replicas; logical devices must be set before TensorFlow starts.
+    script = textwrap.dedent(
+        """
+        from lossviz._tf import tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from lossviz import training
+        result = training.train(
+            "sampled", "sampled", epochs=2, learning_rate=0.03, vocab_size=500,
+            pairs_per_epoch=1024)
+        assert result.device == "2 CPU devices (mirrored)", result.device
+        perplexity = result.history["val_perplexity"]
+        assert perplexity[-1] < min(perplexity[0], 300), perplexity
+        print("ok", perplexity)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.startswith("ok")
+
+
 def test_task_is_registered():
     spec = core.TASKS["sampled"]
     assert spec.variants == ("sampled", "full")
@@ -313,6 +342,7 @@ def test_task_is_registered():
         ("full", {"vocab_size": 10**6}, "vocab_size"),
         ("full", {"embed_dim": 0}, "embed_dim"),
         ("sampled", {"pairs_per_epoch": 100}, "pairs_per_epoch"),
+        ("full", {"pairs_per_epoch": 20_000}, "pairs_per_epoch"),
         ("sampled", {"optimizer": "sgd"}, "optimizer"),
         ("full", {"num_sampled": 64}, "num_sampled"),
         ("full", {"optimizer": "adam"}, "optimizer"),

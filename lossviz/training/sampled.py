@@ -21,12 +21,21 @@ The model reads the previous word: ``Embedding(vocab_size, embed_dim)`` →
   ``lossviz.full_softmax_loss``, the exact cross-entropy, trained with Adam.
 
 Both output layers hold the same ``[vocab_size, embed_dim]`` kernel and bias,
-so with one seed every run starts from the same weights. After every epoch
+so with one seed every run starts from the same weights. Every epoch reads
+``pairs_per_epoch`` new word pairs, as a language model reads a large corpus
+once, so the held-out perplexity measures learning, not memorising. After
+every epoch
 a callback logs ``val_perplexity``, ``exp`` of the mean exact cross-entropy
 (``lossviz.full_softmax_loss``) on held-out text, and ``seconds``, the time
 of the epoch's training steps (see ``EpochMetrics``). Everything is generated
 from the run's seed (``core.rng``), nothing is downloaded, and every size is
 capped.
+
+Parameters (``lossviz.training.train(..., **params)``), integers with their
+defaults and ranges in ``COMMON_PARAMS`` and ``SAMPLED_PARAMS``:
+``vocab_size`` (10,000), ``embed_dim`` (16), ``pairs_per_epoch`` (2,048); for
+``"sampled"`` also ``num_sampled`` (64, at most ``vocab_size``) and
+``optimizer`` (``"lazy_adam"`` or ``"adam"``).
 """
 
 from __future__ import annotations
@@ -57,7 +66,7 @@ OPTIMIZERS = ("lazy_adam", "adam")
 COMMON_PARAMS = {
     "vocab_size": (10_000, 100, 50_000),
     "embed_dim": (16, 4, 128),
-    "pairs_per_epoch": (2_048, BATCH_SIZE, 65_536),
+    "pairs_per_epoch": (2_048, BATCH_SIZE, 16_384),
 }
 SAMPLED_PARAMS = {"num_sampled": (64, 1, 50_000), **COMMON_PARAMS}
 
@@ -346,8 +355,8 @@ def _batches(previous, following) -> tf.data.Dataset:
     options = tf.data.Options()
     # Autotuning off and an endless dataset (``repeat``; ``steps_per_epoch``
     # ends the epochs): with autotuning on, or with the iterator Keras makes
-    # anew after the last epoch of a finite dataset, leaving ``fit`` waited
-    # for tf.data's background work, measured 0.4 to 4 s on 2 cores.
+    # anew after the last epoch of a finite dataset, ``fit`` waited for
+    # tf.data's background work before returning, 0.4 to 4 s on 2 cores.
     options.autotune.enabled = False
     dataset = tf.data.Dataset.from_tensor_slices(((previous, following),))
     dataset = dataset.batch(BATCH_SIZE, drop_remainder=True)
@@ -357,8 +366,6 @@ def _batches(previous, following) -> tf.data.Dataset:
 def _run(ctx: core.RunContext) -> None:
     """Runs the ``"sampled"`` or ``"full"`` variant (see the module doc)."""
     params = _check_params(ctx.variant, ctx.params)
-    # Every epoch reads new text, as a language model reads a large corpus
-    # once: the perplexity then measures learning, not memorising.
     steps = params["pairs_per_epoch"] // BATCH_SIZE
     data = dataset(ctx.seed, params["vocab_size"], ctx.epochs * steps * BATCH_SIZE)
     with ctx.strategy.scope():
