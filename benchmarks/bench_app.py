@@ -62,15 +62,15 @@ def rerun_times(moves: int) -> dict[str, list[float]]:
     times = {name: [] for name in apps}
     for i in range(moves):  # interleaved across pages
         for name, app in apps.items():
-            slider = app.slider[0]
-            lo, hi = slider.min, slider.max
-            options = getattr(slider.proto, "options", None)
-            if options:
-                value = slider.options[(i + 1) % len(slider.options)]
-            else:
+            if app.slider:
+                slider = app.slider[0]
+                lo, hi = slider.min, slider.max
                 step = slider.step or (hi - lo) / 20
-                value = lo + ((i + 1) * step) % (hi - lo + step)
-                value = min(max(value, lo), hi)
+                value = min(max(lo + ((i + 1) * step) % (hi - lo + step), lo), hi)
+            else:  # a select_slider: walk its options
+                slider = app.select_slider[0]
+                options = slider.options
+                value = type(slider.value)(options[(i + 1) % len(options)])
             slider.set_value(value)
             start = time.perf_counter()
             app.run()
