@@ -93,18 +93,24 @@ def app_url():
 
 
 @pytest.fixture(scope="session")
-def browser():
+def playwright_driver():
     sync_api = pytest.importorskip("playwright.sync_api")
     if not CHROMIUM or not os.path.exists(CHROMIUM):
         if os.environ.get("LOSSVIZ_REQUIRE_BROWSER") == "1":
             pytest.fail("Chromium is required here (LOSSVIZ_REQUIRE_BROWSER=1)")
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
+        yield p
+
+
+@pytest.fixture
+def browser(playwright_driver):
+    """A fresh browser per test: one that crashed cannot fail the tests after it."""
+    browser = playwright_driver.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    )
+    yield browser
+    browser.close()
 
 
 # Opening /<page> directly, Streamlit's frontend first asks for its endpoints

@@ -32,11 +32,11 @@ def test_landing_page_links_every_page(app_url, page):
 @pytest.mark.parametrize("name", PAGES)
 def test_page_draws_responds_and_trains(app_url, page, name):
     page.goto(f"{app_url}/{name}")
-    wait_until_idle(page)
+    wait_until_idle(page, timeout=180_000)
     _assert_clean(page)
     metrics = page.locator("[data-testid='stMetricValue']")
     assert metrics.count() > 0
-    before = metrics.first.inner_text()
+    before = "|".join(metrics.all_inner_texts())
     slider = page.locator(
         "[data-testid='stMain'] [data-testid='stSlider'] input[type='range']"
     )
@@ -44,22 +44,32 @@ def test_page_draws_responds_and_trains(app_url, page, name):
         slider.first.focus()
         for _ in range(3):
             page.keyboard.press("ArrowRight")
-        wait_until_idle(page)
-        _assert_clean(page)
-        assert (
-            page.locator("[data-testid='stMetricValue']").first.inner_text() != before
+        # The metrics change once the rerun has drawn them.
+        page.wait_for_function(
+            """(before) => [...document.querySelectorAll(
+                    "[data-testid='stMetricValue']")]
+                .map(e => e.innerText).join("|") !== before""",
+            arg=before,
+            timeout=120_000,
         )
+        wait_until_idle(page, timeout=120_000)
+        _assert_clean(page)
     screenshot(page, name)
-    train = page.get_by_role("button", name="Train")
+    train = page.get_by_role("button", name="Train", exact=True)
     if train.count():
         epochs = page.get_by_label("Epochs")
         if epochs.count():
             epochs.fill("1")
             epochs.press("Enter")
-            wait_until_idle(page)
+            wait_until_idle(page, timeout=120_000)
         charts_before = page.locator("[data-testid='stPlotlyChart']").count()
         train.first.click()
-        wait_until_idle(page, timeout=120_000)
+        page.wait_for_function(
+            """(n) => document.querySelectorAll(
+                "[data-testid='stPlotlyChart']").length > n""",
+            arg=charts_before,
+            timeout=240_000,
+        )
+        wait_until_idle(page, timeout=240_000)
         _assert_clean(page)
-        assert page.locator("[data-testid='stPlotlyChart']").count() > charts_before
         screenshot(page, f"{name}-trained")

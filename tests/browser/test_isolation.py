@@ -63,7 +63,7 @@ def _rerun(page) -> None:
     page.evaluate(COUNT_RUNS)
     page.evaluate("() => document.activeElement && document.activeElement.blur()")
     page.keyboard.press("r")
-    page.wait_for_function("() => window.__lossvizRuns > 0", timeout=30_000)
+    page.wait_for_function("() => window.__lossvizRuns > 0", timeout=120_000)
     wait_until_idle(page)
 
 
