@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -73,6 +74,7 @@ SLIDER = "[data-testid='stMain'] [data-testid='stSlider'] input[type='range']"
 METRIC = "[data-testid='stMain'] [data-testid='stMetricValue']"
 EXCEPTION = "[data-testid='stException']"
 WAITING = "runs are training on this server"
+RETRIED_PROBE = re.compile(r"request failed: .*/_stcore/(health|host-config) .*ABORTED")
 
 # As tests/browser/conftest.py's wait_until_idle, for the async API.
 IDLE = """(quiet) => {
@@ -111,33 +113,6 @@ ANSWERED = """(runs) => {
     return app.dataset.testScriptState === "notRunning"
         && window.__lossvizRunsDone > runs;
 }"""
-# Records in the page, as the DOM changes (no polling lag), when the progress
-# bar first showed and last changed its text, and when the waiting message
-# showed and went: times in ms since the epoch, comparable between pages.
-WATCH_TRAINING = """(waiting) => {
-    const now = () => performance.timeOrigin + performance.now();
-    const log = window.__lossvizTraining = {
-        first: null, last: null, waiting_from: null, waiting_to: null, text: null};
-    const look = () => {
-        const bar = document.querySelector(
-            "[data-testid='stMain'] [data-testid='stProgress']");
-        if (bar && bar.innerText !== log.text) {
-            log.text = bar.innerText;
-            log.first = log.first ?? now();
-            log.last = now();
-        }
-        const alerts = [...document.querySelectorAll("[data-testid='stAlert']")];
-        if (alerts.some((a) => a.innerText.includes(waiting))) {
-            log.waiting_from = log.waiting_from ?? now();
-        } else if (log.waiting_from !== null && log.waiting_to === null) {
-            log.waiting_to = now();
-        }
-    };
-    new MutationObserver(look).observe(
-        document.querySelector("[data-testid='stMain']"),
-        {subtree: true, childList: true, characterData: true, attributes: true});
-}"""
-TRAINING_LOG = "() => window.__lossvizTraining"
 # The run is over: no progress bar, curves drawn, the script idle.
 TRAINED = """() => {
     const app = document.querySelector("[data-testid='stApp']");
@@ -263,6 +238,39 @@ async def check_exceptions(page, student: Student) -> None:
             student.exceptions.append(text)
 
 
+# What the server sends a trainer's browser, matched in its websocket frames
+# (Streamlit's protobuf messages carry their strings as UTF-8): the panel's
+# progress text ("Training <run>…", then "<run> (1 of 2): epoch 1 of 2 on …")
+# and the waiting message, re-sent every 0.5 s while the run waits.
+PROGRESS_FRAME = re.compile(
+    rb"Training [^\x00-\x1f]{1,80}?\xe2\x80\xa6|: epoch \d+ of \d+"
+)
+WAITING_FRAME = WAITING.encode()
+
+
+def listen_to_training(page, student: Student, start: float) -> None:
+    """Times, as frames arrive at the browser, the trainer's progress and waiting.
+
+    All pages' frames reach this script through one connection to one
+    browser, in the order the browser got them, so times compare between
+    trainers (a page's own drawing, slowed by the load, does not enter).
+    """
+
+    def on_frame(payload) -> None:
+        if student.pressed is None:
+            return
+        data = payload if isinstance(payload, bytes) else payload.encode()
+        now = time.monotonic() - start
+        if WAITING_FRAME in data:
+            student.train_waiting_from = student.train_waiting_from or now
+            student.train_waiting_to = now
+        elif PROGRESS_FRAME.search(data):
+            student.train_first = student.train_first or now
+            student.train_last = now
+
+    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+
+
 async def train(page, student: Student, args, start: float, ready) -> None:
     """Sets Epochs, waits for the other trainers, presses Train and watches."""
     epochs = page.get_by_label("Epochs")
@@ -270,31 +278,25 @@ async def train(page, student: Student, args, start: float, ready) -> None:
         await epochs.fill(str(args.epochs))
         await epochs.press("Enter")
         await wait_idle(page)
-    await page.evaluate(WATCH_TRAINING, WAITING)
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(ready.wait(student.number), timeout=120)
     student.pressed = time.monotonic() - start
     await page.get_by_role("button", name="Train").click()
     deadline = time.monotonic() + args.train_timeout
+    waiting = page.get_by_text(WAITING)
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
         if await page.locator(EXCEPTION).count():
             student.note = "training ended in an exception"
             break
-        log = await page.evaluate(TRAINING_LOG)
-        if log["first"] is not None and await page.evaluate(TRAINED):
+        if not student.saw_waiting and await waiting.count():
+            student.saw_waiting = True  # drawn on the page, not only sent
+        if student.train_first is not None and await page.evaluate(TRAINED):
             student.train_done = time.monotonic() - start
             break
     else:
         student.timeouts += 1
         student.note = f"training not finished within {args.train_timeout:.0f} s"
-    log = await page.evaluate(TRAINING_LOG)
-    # Browser clock (ms since the epoch) -> seconds since the start of the test.
-    offset = time.time() - (time.monotonic() - start)
-    for name in ("first", "last", "waiting_from", "waiting_to"):
-        if log[name] is not None:
-            setattr(student, f"train_{name}", log[name] / 1e3 - offset)
-    student.saw_waiting = log["waiting_from"] is not None
     await check_exceptions(page, student)
 
 
@@ -336,6 +338,8 @@ async def student_session(browser, url, student, args, start, ready) -> None:
     try:
         page = await context.new_page()
         errors = watch_errors(page)
+        if student.trainer:
+            listen_to_training(page, student, start)
         opened = time.monotonic()
         try:
             await page.goto(f"{url}/{student.page}", timeout=args.open_timeout * 1e3)
@@ -432,6 +436,63 @@ async def run_class(url: str, students: list[Student], args, start: float) -> No
                 await asyncio.wait_for(browser.close(), timeout=30)
 
 
+# Loaded by the server (through PYTHONPATH) when the slot log is on: the
+# training slots' semaphore, made in ui/train_panel.py, notes each acquire and
+# release with the server's clock. Every other semaphore is left as it is.
+SLOT_LOGGER = """
+import os
+import sys
+import threading
+import time
+
+_LOG = os.environ["LOSSVIZ_SLOT_LOG"]
+_MAKER = os.path.join("ui", "train_panel.py")
+
+
+class BoundedSemaphore(threading.BoundedSemaphore):
+    def __init__(self, value=1):
+        super().__init__(value)
+        self._lossviz_log = sys._getframe(1).f_code.co_filename.endswith(_MAKER)
+
+    def _note(self, event):
+        if self._lossviz_log:
+            name = threading.current_thread().name
+            with open(_LOG, "a") as log:
+                log.write(f"{time.time():.6f} {event} {name}\\n")
+
+    def acquire(self, blocking=True, timeout=None):
+        got = super().acquire(blocking, timeout)
+        if got:
+            self._note("acquire")
+        return got
+
+    __enter__ = acquire
+
+    def release(self, n=1):
+        self._note("release")  # first, so that no acquire it allows comes before
+        super().release(n)
+
+
+threading.BoundedSemaphore = BoundedSemaphore
+"""
+
+
+def slot_log(path: Path) -> tuple[int, int]:
+    """(runs that took a slot, most slots held at once) from the server's log."""
+    if not path.exists():
+        return 0, 0
+    events = sorted(
+        (float(when), event != "release", event)  # a release first at a tie
+        for when, event, *_ in (line.split() for line in path.read_text().splitlines())
+    )
+    held = peak = taken = 0
+    for _, _, event in events:
+        taken += event == "acquire"
+        held += 1 if event == "acquire" else -1
+        peak = max(peak, held)
+    return taken, peak
+
+
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
     events = sorted(
         [(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals],
@@ -449,7 +510,7 @@ def ms(values, q) -> str:
 
 
 def report(
-    students, sampler, cpu_before, log_path: Path, args, elapsed, timed_out
+    students, sampler, cpu_before, log_path: Path, slots, args, elapsed, timed_out
 ) -> int:
     print(
         f"\nLoad test: {len(students)} students, {args.seconds:.0f} s of slider "
@@ -481,7 +542,13 @@ def report(
         )
 
     exceptions = [(s.number, e) for s in students for e in s.exceptions]
+    # Under load the frontend gives up on its first health/host-config probes
+    # and asks again: the session connects, later than it should.
+    retries = [
+        (s.number, e) for s in students for e in s.console if RETRIED_PROBE.search(e)
+    ]
     console = [(s.number, e) for s in students for e in s.console]
+    console = [item for item in console if item not in retries]
     failures = [(s.number, e) for s in students for e in s.failures]
     log = log_path.read_text(errors="replace") if log_path.exists() else ""
     tracebacks = log.count("Traceback (most recent call last)")
@@ -489,7 +556,9 @@ def report(
     print(
         f"\nErrors: {len(exceptions)} exception boxes, {len(console)} console "
         f"errors / failed requests, {timeouts} timeouts, {len(failures)} session "
-        f"failures, {tracebacks} tracebacks in the server log ({log_path.name})"
+        f"failures, {tracebacks} tracebacks in the server log ({log_path.name}); "
+        f"{len(retries)} connection probes aborted and retried by the frontend "
+        f"(for {len({n for n, _ in retries})} students)"
     )
     for number, text in (exceptions + console + failures)[:15]:
         print(f"  student {number}: {text.splitlines()[0][:200]}")
@@ -511,17 +580,27 @@ def report(
     ]
     peak = max_overlap(intervals)
     waited = [s.number for s in trainers if s.saw_waiting]
+    sent = [s.number for s in trainers if s.train_waiting_from is not None]
     if trainers:
         print(
             f"\nTraining: {len(trainers)} trainers pressed Train together; "
-            f"{sum(s.train_done is not None for s in trainers)} finished; waiting "
-            f"message seen by {len(waited)} (students {waited}); at most {peak} "
-            f"trained at once (limit {MAX_CONCURRENT_RUNS}), by their progress "
-            "bars (first shown -> last changed, inside the server's slot)"
+            f"{sum(s.train_done is not None for s in trainers)} finished; the "
+            f"waiting message was sent to students {sent} and seen on the page "
+            f"by {waited}"
+        )
+        if slots is not None:
+            print(
+                f"  server's slot log: {slots[0]} runs took a training slot, at "
+                f"most {slots[1]} held at once (limit {MAX_CONCURRENT_RUNS})"
+            )
+        print(
+            f"  by the browsers: at most {peak} runs overlap between the first and "
+            "the last progress message each received (messages to a slow "
+            "browser queue up, so a hand-over can look like an overlap)"
         )
         print(
             f"  {'student':>7} {'page':<18} {'pressed':>7} {'waited':>13} "
-            f"{'progress bar':>13} {'done':>6}   (s since start)"
+            f"{'progress':>13} {'done':>6}   (s since start)"
         )
 
         def fmt(a, b=None):
@@ -553,7 +632,8 @@ def report(
         f"{cores * elapsed:.0f} s (the rest went to other work on the machine)"
     )
     bad = exceptions or console or failures or tracebacks or timeouts or timed_out
-    return 1 if bad or peak > MAX_CONCURRENT_RUNS else 0
+    too_many = slots is not None and slots[1] > MAX_CONCURRENT_RUNS
+    return 1 if bad or too_many else 0
 
 
 def main() -> int:
@@ -570,6 +650,12 @@ def main() -> int:
     parser.add_argument("--train-timeout", type=float, default=300)
     parser.add_argument("--timeout", type=float, default=900, help="whole run, s")
     parser.add_argument(
+        "--no-slot-log",
+        dest="slot_log",
+        action="store_false",
+        help="do not have the server log its training slots (see SLOT_LOGGER)",
+    )
+    parser.add_argument(
         "--busy-browser",
         dest="idle_browser",
         action="store_false",
@@ -583,7 +669,15 @@ def main() -> int:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = SHOTS.parent / f"app-{port}.log"
-    server = start_app(port)
+    hooks = tempfile.TemporaryDirectory()
+    slots_path = Path(hooks.name) / "slots.log"
+    if args.slot_log:
+        (Path(hooks.name) / "sitecustomize.py").write_text(SLOT_LOGGER)
+        os.environ["LOSSVIZ_SLOT_LOG"] = str(slots_path)
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (hooks.name, os.environ.get("PYTHONPATH")) if p
+        )
+    server = start_app(port)  # it passes our environment on
 
     def stop_server() -> None:
         if server.poll() is None:
@@ -629,7 +723,11 @@ def main() -> int:
     finally:
         stop_server()
         signal.alarm(0)
-    return report(students, sampler, cpu_before, log_path, args, elapsed, timed_out)
+    slots = slot_log(slots_path) if args.slot_log else None
+    hooks.cleanup()
+    return report(
+        students, sampler, cpu_before, log_path, slots, args, elapsed, timed_out
+    )
 
 
 if __name__ == "__main__":
