@@ -54,7 +54,7 @@ from lossviz.training import core
 FOLLOW = 0.75
 SUCCESSOR_WEIGHTS = (0.5, 0.25, 0.15, 0.1)
 BATCH_SIZE = 256
-VAL_PAIRS = 512
+VAL_PAIRS = 256
 # Rows of held-out text per full-softmax chunk: at most ~2M logits at a time.
 MAX_VAL_LOGITS = 2**21
 NUM_EXAMPLES = 6
