@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -130,6 +131,9 @@ class Student:
     trainer: bool = False
     opened_s: float | None = None
     latencies: list[float] = field(default_factory=list)
+    # Key press -> the server's "script finished" message reached the browser.
+    server_latencies: list[float] = field(default_factory=list)
+    finished_at: list[float] = field(default_factory=list)  # perf_counter times
     timeouts: int = 0
     unchanged: int = 0  # moves after which the first metric showed the same text
     exceptions: list[str] = field(default_factory=list)
@@ -248,23 +252,36 @@ PROGRESS_FRAME = re.compile(
 WAITING_FRAME = WAITING.encode()
 
 
-def listen_to_training(page, student: Student, start: float) -> None:
-    """Times, as frames arrive at the browser, the trainer's progress and waiting.
+def listen(page, student: Student, start: float) -> None:
+    """Times the server's messages as they reach the browser's network layer.
 
     All pages' frames reach this script through one connection to one
     browser, in the order the browser got them, so times compare between
-    trainers (a page's own drawing, slowed by the load, does not enter).
+    students, and a page's own drawing, slowed by the load, does not enter.
+    Noted: each full run's "script finished" (to time a slider move on the
+    server's side) and, for a trainer after pressing Train, its progress and
+    waiting messages.
     """
 
     def on_frame(payload) -> None:
+        if not isinstance(payload, bytes):
+            return
+        if len(payload) < 256:  # the script_finished message is a few bytes
+            message = ForwardMsg()
+            with contextlib.suppress(Exception):
+                message.ParseFromString(payload)
+                if (
+                    message.WhichOneof("type") == "script_finished"
+                    and message.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY
+                ):
+                    student.finished_at.append(time.perf_counter())
         if student.pressed is None:
             return
-        data = payload if isinstance(payload, bytes) else payload.encode()
         now = time.monotonic() - start
-        if WAITING_FRAME in data:
+        if WAITING_FRAME in payload:
             student.train_waiting_from = student.train_waiting_from or now
             student.train_waiting_to = now
-        elif PROGRESS_FRAME.search(data):
+        elif PROGRESS_FRAME.search(payload):
             student.train_first = student.train_first or now
             student.train_last = now
 
@@ -320,6 +337,9 @@ async def move_sliders(page, student: Student, args, until: float) -> None:
                 ANSWERED, arg=runs, timeout=args.move_timeout * 1e3, polling=50
             )
             student.latencies.append(time.perf_counter() - started)
+            answered = [t for t in student.finished_at if t > started]
+            if answered:
+                student.server_latencies.append(answered[0] - started)
             if await metric.inner_text() == before:
                 student.unchanged += 1
         except Exception:  # noqa: BLE001 - Playwright's TimeoutError, closed page
@@ -338,8 +358,7 @@ async def student_session(browser, url, student, args, start, ready) -> None:
     try:
         page = await context.new_page()
         errors = watch_errors(page)
-        if student.trainer:
-            listen_to_training(page, student, start)
+        listen(page, student, start)
         opened = time.monotonic()
         try:
             await page.goto(f"{url}/{student.page}", timeout=args.open_timeout * 1e3)
@@ -520,9 +539,14 @@ def report(
         + f"; {elapsed:.0f} s in all"
         + ("; HARD TIMEOUT REACHED" if timed_out else "")
     )
+    print(
+        "Slider move -> page idle again with the new values (what a student "
+        "waits for), and -> the server's end-of-run message at the browser:"
+    )
     header = (
-        f"{'page':<20} {'students':>8} {'moves':>6} {'p50 ms':>7} {'p95 ms':>7} "
-        f"{'max ms':>7} {'same':>5} {'timeouts':>8} {'open s p50':>10}"
+        f"{'page':<18} {'students':>8} {'moves':>5} {'p50 ms':>7} {'p95 ms':>7} "
+        f"{'max ms':>7} {'server p50':>10} {'p95':>6} {'same':>4} {'timeouts':>8} "
+        f"{'open s p50':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -532,11 +556,13 @@ def report(
     everyone = [*rows.items(), ("all", students)]
     for name, group in everyone:
         latencies = [x for s in group for x in s.latencies]
+        server = [x for s in group for x in s.server_latencies]
         opened = [s.opened_s for s in group if s.opened_s is not None]
         print(
-            f"{name:<20} {len(group):>8} {len(latencies):>6} {ms(latencies, 50):>7} "
+            f"{name:<18} {len(group):>8} {len(latencies):>5} {ms(latencies, 50):>7} "
             f"{ms(latencies, 95):>7} {ms(latencies, 100):>7} "
-            f"{sum(s.unchanged for s in group):>5} "
+            f"{ms(server, 50):>10} {ms(server, 95):>6} "
+            f"{sum(s.unchanged for s in group):>4} "
             f"{sum(s.timeouts for s in group):>8} "
             f"{statistics.median(opened) if opened else float('nan'):>10.1f}"
         )
