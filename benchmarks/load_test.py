@@ -455,17 +455,27 @@ async def run_class(url: str, students: list[Student], args, start: float) -> No
                 await asyncio.wait_for(browser.close(), timeout=30)
 
 
-# Loaded by the server (through PYTHONPATH) when the slot log is on: the
-# training slots' semaphore, made in ui/train_panel.py, notes each acquire and
-# release with the server's clock. Every other semaphore is left as it is.
-SLOT_LOGGER = """
+# Loaded by the server (through PYTHONPATH) unless --no-server-log: notes in
+# LOSSVIZ_SERVER_LOG, with the server's clock, (1) each acquire and release of
+# the training slots' semaphore (made in ui/train_panel.py; every other
+# semaphore is left as it is) and (2) each script run: full page or fragment,
+# wall time and the CPU time of its thread. The app itself is not changed.
+SERVER_HOOKS = """
+import importlib.abc
+import importlib.util
 import os
 import sys
 import threading
 import time
 
-_LOG = os.environ["LOSSVIZ_SLOT_LOG"]
+_LOG = os.environ["LOSSVIZ_SERVER_LOG"]
 _MAKER = os.path.join("ui", "train_panel.py")
+_RUNNER = "streamlit.runtime.scriptrunner.script_runner"
+
+
+def _note(*words):
+    with open(_LOG, "a") as log:
+        log.write(" ".join(map(str, (f"{time.time():.6f}", *words))) + "\\n")
 
 
 class BoundedSemaphore(threading.BoundedSemaphore):
@@ -473,43 +483,87 @@ class BoundedSemaphore(threading.BoundedSemaphore):
         super().__init__(value)
         self._lossviz_log = sys._getframe(1).f_code.co_filename.endswith(_MAKER)
 
-    def _note(self, event):
-        if self._lossviz_log:
-            name = threading.current_thread().name
-            with open(_LOG, "a") as log:
-                log.write(f"{time.time():.6f} {event} {name}\\n")
-
     def acquire(self, blocking=True, timeout=None):
         got = super().acquire(blocking, timeout)
-        if got:
-            self._note("acquire")
+        if got and self._lossviz_log:
+            _note("acquire")
         return got
 
     __enter__ = acquire
 
     def release(self, n=1):
-        self._note("release")  # first, so that no acquire it allows comes before
+        if self._lossviz_log:
+            _note("release")  # first, so that no acquire it allows comes before
         super().release(n)
 
 
 threading.BoundedSemaphore = BoundedSemaphore
+
+
+def _time_runs(module):
+    run_script = module.ScriptRunner._run_script
+
+    def timed(self, rerun_data):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return run_script(self, rerun_data)
+        finally:
+            kind = "fragment" if rerun_data.fragment_id_queue else "full"
+            _note(
+                "run",
+                kind,
+                f"{time.perf_counter() - wall:.6f}",
+                f"{time.thread_time() - cpu:.6f}",
+            )
+
+    module.ScriptRunner._run_script = timed
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != _RUNNER:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            _time_runs(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _AfterImport())
 """
 
 
-def slot_log(path: Path) -> tuple[int, int]:
-    """(runs that took a slot, most slots held at once) from the server's log."""
-    if not path.exists():
-        return 0, 0
-    events = sorted(
-        (float(when), event != "release", event)  # a release first at a tie
-        for when, event, *_ in (line.split() for line in path.read_text().splitlines())
+def server_log(path: Path) -> dict:
+    """What the server noted: training slots taken and held at once, and the
+    wall and CPU seconds of its full-page script runs."""
+    lines = (
+        [line.split() for line in path.read_text().splitlines()]
+        if path.exists()
+        else []
+    )
+    slots = sorted(
+        (float(w[0]), w[1] != "release", w[1])  # a release first at a tie
+        for w in lines
+        if w[1] in ("acquire", "release")
     )
     held = peak = taken = 0
-    for _, _, event in events:
+    for _, _, event in slots:
         taken += event == "acquire"
         held += 1 if event == "acquire" else -1
         peak = max(peak, held)
-    return taken, peak
+    runs = [w for w in lines if w[1] == "run" and w[2] == "full"]
+    return {
+        "taken": taken,
+        "peak": peak,
+        "run_wall": [float(w[3]) for w in runs],
+        "run_cpu": [float(w[4]) for w in runs],
+    }
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -529,7 +583,7 @@ def ms(values, q) -> str:
 
 
 def report(
-    students, sampler, cpu_before, log_path: Path, slots, args, elapsed, timed_out
+    students, sampler, cpu_before, log_path: Path, notes, args, elapsed, timed_out
 ) -> int:
     print(
         f"\nLoad test: {len(students)} students, {args.seconds:.0f} s of slider "
@@ -565,6 +619,14 @@ def report(
             f"{sum(s.unchanged for s in group):>4} "
             f"{sum(s.timeouts for s in group):>8} "
             f"{statistics.median(opened) if opened else float('nan'):>10.1f}"
+        )
+
+    if notes is not None and notes["run_wall"]:
+        wall, cpu = notes["run_wall"], notes["run_cpu"]
+        print(
+            f"The server's own full-page runs (page opens included): {len(wall)}, "
+            f"wall p50 {ms(wall, 50)} ms, p95 {ms(wall, 95)} ms; CPU of the run's "
+            f"thread p50 {ms(cpu, 50)} ms, p95 {ms(cpu, 95)} ms"
         )
 
     exceptions = [(s.number, e) for s in students for e in s.exceptions]
@@ -614,10 +676,10 @@ def report(
             f"waiting message was sent to students {sent} and seen on the page "
             f"by {waited}"
         )
-        if slots is not None:
+        if notes is not None:
             print(
-                f"  server's slot log: {slots[0]} runs took a training slot, at "
-                f"most {slots[1]} held at once (limit {MAX_CONCURRENT_RUNS})"
+                f"  the server noted: {notes['taken']} runs took a training slot, "
+                f"at most {notes['peak']} held at once (limit {MAX_CONCURRENT_RUNS})"
             )
         print(
             f"  by the browsers: at most {peak} runs overlap between the first and "
@@ -658,7 +720,7 @@ def report(
         f"{cores * elapsed:.0f} s (the rest went to other work on the machine)"
     )
     bad = exceptions or console or failures or tracebacks or timeouts or timed_out
-    too_many = slots is not None and slots[1] > MAX_CONCURRENT_RUNS
+    too_many = notes is not None and notes["peak"] > MAX_CONCURRENT_RUNS
     return 1 if bad or too_many else 0
 
 
@@ -676,10 +738,11 @@ def main() -> int:
     parser.add_argument("--train-timeout", type=float, default=300)
     parser.add_argument("--timeout", type=float, default=900, help="whole run, s")
     parser.add_argument(
-        "--no-slot-log",
-        dest="slot_log",
+        "--no-server-log",
+        dest="server_log",
         action="store_false",
-        help="do not have the server log its training slots (see SLOT_LOGGER)",
+        help="do not have the server note its training slots and script runs "
+        "(see SERVER_HOOKS)",
     )
     parser.add_argument(
         "--busy-browser",
@@ -696,10 +759,10 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}"
     log_path = SHOTS.parent / f"app-{port}.log"
     hooks = tempfile.TemporaryDirectory()
-    slots_path = Path(hooks.name) / "slots.log"
-    if args.slot_log:
-        (Path(hooks.name) / "sitecustomize.py").write_text(SLOT_LOGGER)
-        os.environ["LOSSVIZ_SLOT_LOG"] = str(slots_path)
+    notes_path = Path(hooks.name) / "server.log"
+    if args.server_log:
+        (Path(hooks.name) / "sitecustomize.py").write_text(SERVER_HOOKS)
+        os.environ["LOSSVIZ_SERVER_LOG"] = str(notes_path)
         os.environ["PYTHONPATH"] = os.pathsep.join(
             p for p in (hooks.name, os.environ.get("PYTHONPATH")) if p
         )
@@ -749,10 +812,10 @@ def main() -> int:
     finally:
         stop_server()
         signal.alarm(0)
-    slots = slot_log(slots_path) if args.slot_log else None
+    notes = server_log(notes_path) if args.server_log else None
     hooks.cleanup()
     return report(
-        students, sampler, cpu_before, log_path, slots, args, elapsed, timed_out
+        students, sampler, cpu_before, log_path, notes, args, elapsed, timed_out
     )
 
 
