@@ -44,13 +44,17 @@ STATE = """() => {
     return {controls, metrics};
 }"""
 
-# Counts the script runs of this page from now on.
+# Counts the script runs of this page that finish from now on (each change
+# of the state out of "running", however quickly the next change follows).
 COUNT_RUNS = """() => {
     const app = document.querySelector("[data-testid='stApp']");
     window.__lossvizRuns = 0;
-    new MutationObserver(() => {
-        if (app.dataset.testScriptState === "running") window.__lossvizRuns += 1;
-    }).observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
+    new MutationObserver((records) => {
+        for (const r of records) {
+            if (r.oldValue === "running") window.__lossvizRuns += 1;
+        }
+    }).observe(app, {attributes: true, attributeOldValue: true,
+                     attributeFilter: ["data-test-script-state"]});
 }"""
 
 
