@@ -6,6 +6,7 @@ import functools
 import inspect
 import math
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -106,9 +107,20 @@ def plot(fig, *, summary: str | None = None, **kwargs) -> None:
         st.caption(text)
 
 
+_SOURCE_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=64)
-def _source(obj) -> str:
+def _source_unlocked(obj) -> str:
     return inspect.getsource(obj)
+
+
+def _source(obj) -> str:
+    # inspect.getsource parses with ast, which is not safe from several
+    # sessions' threads at once on CPython 3.11 ("AST constructor recursion
+    # depth mismatch", python/cpython#106905).
+    with _SOURCE_LOCK:
+        return _source_unlocked(obj)
 
 
 def use_it(objects, snippet: str) -> None:
