@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from lossviz import check, registry
 from ui.layout import format_value
 
-PAGE = pathlib.Path(__file__).parents[1] / "pages" / "check.py"
+PAGE = pathlib.Path(__file__).parents[1] / "views" / "check.py"
 
 
 def _npy(array, **kwargs) -> bytes:

@@ -14,7 +14,7 @@ from ui.layout import format_value
 import keras
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "multilabel.py")
+PAGE = str(ROOT / "views" / "multilabel.py")
 TITLE = "Multi-label ranking (BP-MLL)"
 SLIDERS = {  # key: (min, default, max)
     "ml_scale": (0.5, 3.0, 60.0),
@@ -233,7 +233,7 @@ def test_train_draws_the_curves_and_the_extras(app):
 def test_page_trains_inside_the_app():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     assert not at.exception, at.exception
-    at.switch_page("pages/multilabel.py").run()
+    at.switch_page("views/multilabel.py").run()
     assert not at.exception, at.exception
     assert at.title[0].value == TITLE
     at.multiselect(key="train_choice_multilabel").set_value(["BP-MLL"])

@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "sequence_masking.py")
+PAGE = str(ROOT / "views" / "sequence_masking.py")
 
 # (min, max, default): the default comes last, back on cached results.
 SLIDERS = {

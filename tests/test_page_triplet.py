@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from lossviz import triplet
 from ui.layout import format_value
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "triplet.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "views" / "triplet.py")
 DEFAULTS = {
     "triplet_margin": 0.1,
     "triplet_hard": 0.25,
@@ -158,7 +158,7 @@ def test_page_trains_inside_the_app():
     root = Path(PAGE).parents[1]
     at = AppTest.from_file(str(root / "app.py"), default_timeout=120).run()
     assert not at.exception
-    at.switch_page("pages/triplet.py").run()
+    at.switch_page("views/triplet.py").run()
     assert not at.exception
     assert at.title[0].value == "Loss as a layer (triplet)"
     at.multiselect(key="train_choice_triplet").set_value(["masked LM (add_loss)"])

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PAGE_DIR = "pages"
+# Not "pages": Streamlit serves a pages/ directory beside app.py as an old-style
+# multipage app until st.navigation has run once in the server, so the first
+# visitor of a fresh server would get a page without the shared sidebar.
+PAGE_DIR = "views"
 
 PAGES = [
     (
-        "pages/sharpening.py",
+        "views/sharpening.py",
         "Softmax → one-hot",
         ":material/bolt:",
         "Sharpen a softmax by a power or a temperature before an embedding lookup: "
@@ -20,7 +23,7 @@ PAGES = [
         "gradient vanishes anyway. Straight-through and Gumbel-softmax beside them.",
     ),
     (
-        "pages/sampled_softmax.py",
+        "views/sampled_softmax.py",
         "Sampled softmax",
         ":material/casino:",
         "Train a language model over a large vocabulary with "
@@ -28,21 +31,21 @@ PAGES = [
         "how much time it saves, as a Keras layer.",
     ),
     (
-        "pages/sequence_masking.py",
+        "views/sequence_masking.py",
         "Sequence masking and class weights",
         ":material/format_list_numbered:",
         "The seq2seq model that predicts only the end token: padding masks, "
         "end-token weights, and the `sample_weight=mask` trap.",
     ),
     (
-        "pages/triplet.py",
+        "views/triplet.py",
         "Loss as a layer (triplet)",
         ":material/change_history:",
         "A cosine triplet loss as the output of a model, and a masked "
         "cross-entropy added with `add_loss`, the Keras 3 way.",
     ),
     (
-        "pages/multilabel.py",
+        "views/multilabel.py",
         "Multi-label ranking (BP-MLL)",
         ":material/label:",
         "The BP-MLL ranking loss, vectorised: the same number as the textbook "
@@ -50,7 +53,7 @@ PAGES = [
         "form overflows.",
     ),
     (
-        "pages/check.py",
+        "views/check.py",
         "Check your tensors",
         ":material/fact_check:",
         "Upload or paste your own `y_true` and `y_pred`: the loss per sample, its "

@@ -1,0 +1,47 @@
+"""The router: its landing page, its lesson links and where its pages live."""
+
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from streamlit.testing.v1 import AppTest
+
+from ui.catalog import PAGE_DIR, PAGES, page_name
+from ui.lesson_plans import LESSONS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_no_pages_directory_beside_the_app():
+    # Streamlit serves a `pages/` directory beside the main script as an old
+    # multipage app until st.navigation has run once in the server: the first
+    # visitor of a fresh server would get a page without the shared sidebar.
+    assert PAGE_DIR != "pages"
+    assert not (ROOT / "pages").exists()
+    for path, *_ in PAGES:
+        assert path.startswith(f"{PAGE_DIR}/")
+        assert (ROOT / path).is_file(), path
+
+
+def test_landing_page_links_every_page_and_lesson():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "lossviz"
+    links = at.get("page_link")
+    targets = [link.proto.page for link in links]
+    for path, *_ in PAGES:
+        expected = 1 + len(LESSONS.get(page_name(path), []))
+        assert targets.count(page_name(path)) == expected, path
+    # A lesson link carries the lesson's settings in the URL, so one click on
+    # the landing page opens the page in the lesson's state.
+    for name, plan in LESSONS.items():
+        for lesson in plan:
+            (link,) = [x for x in links if x.proto.label == lesson.title]
+            query = parse_qs(link.proto.query_string)
+            assert link.proto.page == name
+            assert query["lesson"] == [lesson.title]
+            for key, value in lesson.settings.items():
+                (shown,) = query[key]
+                if isinstance(value, float):
+                    assert float(shown) == value, (lesson.title, key)
+                else:
+                    assert shown == str(value), (lesson.title, key)
