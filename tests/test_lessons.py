@@ -26,3 +26,24 @@ def test_lesson_button_sets_the_controls_it_names(page, lesson):
         assert at.session_state[key] == value, key
     notes = [info.value for info in at.info]
     assert any(lesson.notice in note for note in notes)
+
+
+@pytest.mark.parametrize("page", page_names())
+def test_presenter_mode_keeps_one_idea_on_screen(page):
+    at = AppTest.from_file(f"../{PAGE_DIR}/{page}.py", default_timeout=180).run()
+    assert not at.exception, at.exception
+    sections = [s.value for s in at.subheader]
+    charts = len(at.get("plotly_chart"))
+    at.session_state["present"] = True
+    at.run()
+    assert not at.exception, at.exception
+    folded = [e.label for e in at.expander]
+    assert folded[0] == "What to try"
+    # Each section the page folds away was a heading before and is now the
+    # label of an expander; the main section keeps its heading.
+    moved = [s for s in sections if s in folded]
+    assert len(moved) >= 2, folded
+    kept = [s.value for s in at.subheader]
+    assert kept and not set(kept) & set(moved)
+    assert len(kept) < len(sections)
+    assert len(at.get("plotly_chart")) == charts  # folded, not removed

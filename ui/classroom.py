@@ -122,13 +122,19 @@ def reveal_button() -> None:
 
 
 @contextlib.contextmanager
-def secondary(label: str = "More on this"):
-    """Material beyond the main idea; folded into an expander when presenting."""
+def secondary(label: str = "More on this", *, section: bool = False):
+    """Material beyond the main idea; folded into an expander when presenting.
+
+    With ``section=True`` the label is the section's heading: a subheader in
+    the page, the expander's label in presenter mode.
+    """
     if presenting():
         with st.expander(label):
             yield
     else:
         with st.container():
+            if section:
+                st.subheader(label, divider="gray")
             yield
 
 

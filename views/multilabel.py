@@ -266,147 +266,147 @@ if degenerate:
         icon=":material/info:",
     )
 
-st.subheader("Gradient with respect to the logits", divider="gray")
-label_names = [str(j) for j in range(num_labels)]
-grad_left, grad_right = st.columns([1, 2])
-with grad_left:
-    ui.plot(labels_figure(num_labels, density, seed))
-with grad_right:
-    ui.plot(
-        ui.charts.heatmap(
-            result["grad"],
-            x_labels=label_names,
-            y_labels=names,
-            title="∂ BP-MLL / ∂ logits (positives pushed up, negatives down)",
-            x_title="label",
-            y_title="sample",
+with ui.secondary("Gradient with respect to the logits", section=True):
+    label_names = [str(j) for j in range(num_labels)]
+    grad_left, grad_right = st.columns([1, 2])
+    with grad_left:
+        ui.plot(labels_figure(num_labels, density, seed))
+    with grad_right:
+        ui.plot(
+            ui.charts.heatmap(
+                result["grad"],
+                x_labels=label_names,
+                y_labels=names,
+                title="∂ BP-MLL / ∂ logits (positives pushed up, negatives down)",
+                x_title="label",
+                y_title="sample",
+            )
         )
+    st.caption(
+        "A positive label gets a negative gradient (gradient descent raises its "
+        "score), a negative label a positive one. Each row's gradients sum to 0: "
+        "BP-MLL only ranks, so shifting a whole row changes nothing."
     )
-st.caption(
-    "A positive label gets a negative gradient (gradient descent raises its "
-    "score), a negative label a positive one. Each row's gradients sum to 0: "
-    "BP-MLL only ranks, so shifting a whole row changes nothing."
-)
-show_bce_grad = ui.toggle(
-    "Show the cross-entropy gradient too",
-    key="ml_bce_grad",
-    value=False,
-    help="Binary cross-entropy on the same logits pushes every label on its own, "
-    "including those of the samples BP-MLL ignores.",
-)
-if show_bce_grad:
-    ui.plot(
-        ui.charts.heatmap(
-            bce_gradient(num_labels, density, scale, seed),
-            x_labels=label_names,
-            y_labels=names,
-            title="∂ binary cross-entropy / ∂ logits",
-            x_title="label",
-            y_title="sample",
+    show_bce_grad = ui.toggle(
+        "Show the cross-entropy gradient too",
+        key="ml_bce_grad",
+        value=False,
+        help="Binary cross-entropy on the same logits pushes every label on its own, "
+        "including those of the samples BP-MLL ignores.",
+    )
+    if show_bce_grad:
+        ui.plot(
+            ui.charts.heatmap(
+                bce_gradient(num_labels, density, scale, seed),
+                x_labels=label_names,
+                y_labels=names,
+                title="∂ binary cross-entropy / ∂ logits",
+                x_title="label",
+                y_title="sample",
+            )
         )
+
+with ui.secondary("Three forms, one number", section=True):
+    st.markdown(
+        "The Python **loop** reads like the paper, the **pairwise** form builds every "
+        "(k, l) difference at once, the **log space** form (`bpmll_loss`) uses the "
+        "factorisation through two masked log-sum-exps. The naive **factorised** "
+        "product is the fourth column: the same number until it overflows."
+    )
+    st.latex(multilabel.FORMULAS["log_space"])
+    table = {"sample": names}
+    for name, values in result["forms"].items():
+        table[name] = [ui.format_value(v, digits=7) for v in values]
+    st.dataframe(table, hide_index=True)
+
+    timing_left, timing_right = st.columns([2, 1], vertical_alignment="bottom")
+    with timing_left:
+        timing_batch = ui.select_slider(
+            "Batch size for timing",
+            key="ml_timing_batch",
+            value=8,
+            options=TIMING_BATCHES,
+            help="Times are measured on a seeded batch of this size with the current "
+            "number of labels.",
+        )
+    with timing_right:
+        st.button(
+            "Re-measure",
+            key="ml_remeasure",
+            on_click=remeasure,
+            icon=":material/timer:",
+            help="Time every form again (median of 5 calls after a warm-up).",
+        )
+    seconds = timings(
+        num_labels, timing_batch, st.session_state.get("multilabel_timing_nonce", 0)
+    )
+    fastest = seconds["log space"]
+    reference = result["forms"]["loop"]
+    st.dataframe(
+        {
+            "form": list(FORMS),
+            "how": [how for _, how, _ in FORMS.values()],
+            "memory": [memory for _, _, memory in FORMS.values()],
+            "median time (ms)": [f"{seconds[name] * 1e3:.3g}" for name in FORMS],
+            "× log space": [f"{seconds[name] / fastest:.3g}" for name in FORMS],
+            "relative gap to loop": [
+                ui.format_value(relative_gap(values, reference), digits=3)
+                for values in result["forms"].values()
+            ],
+        },
+        hide_index=True,
+    )
+    st.caption(
+        f"Measured live on this server, eagerly, on a {timing_batch} × {num_labels} "
+        "batch (median of 5 calls; other work on the server adds noise); cached "
+        "until you press Re-measure. Relative differences up to a few 1e-6 are "
+        "float32 rounding: the log-space form rounds the exponent, so its error "
+        "grows with log E."
     )
 
-st.subheader("Three forms, one number", divider="gray")
-st.markdown(
-    "The Python **loop** reads like the paper, the **pairwise** form builds every "
-    "(k, l) difference at once, the **log space** form (`bpmll_loss`) uses the "
-    "factorisation through two masked log-sum-exps. The naive **factorised** "
-    "product is the fourth column: the same number until it overflows."
-)
-st.latex(multilabel.FORMULAS["log_space"])
-table = {"sample": names}
-for name, values in result["forms"].items():
-    table[name] = [ui.format_value(v, digits=7) for v in values]
-st.dataframe(table, hide_index=True)
-
-timing_left, timing_right = st.columns([2, 1], vertical_alignment="bottom")
-with timing_left:
-    timing_batch = ui.select_slider(
-        "Batch size for timing",
-        key="ml_timing_batch",
-        value=8,
-        options=TIMING_BATCHES,
-        help="Times are measured on a seeded batch of this size with the current "
-        "number of labels.",
-    )
-with timing_right:
-    st.button(
-        "Re-measure",
-        key="ml_remeasure",
-        on_click=remeasure,
-        icon=":material/timer:",
-        help="Time every form again (median of 5 calls after a warm-up).",
-    )
-seconds = timings(
-    num_labels, timing_batch, st.session_state.get("multilabel_timing_nonce", 0)
-)
-fastest = seconds["log space"]
-reference = result["forms"]["loop"]
-st.dataframe(
-    {
-        "form": list(FORMS),
-        "how": [how for _, how, _ in FORMS.values()],
-        "memory": [memory for _, _, memory in FORMS.values()],
-        "median time (ms)": [f"{seconds[name] * 1e3:.3g}" for name in FORMS],
-        "× log space": [f"{seconds[name] / fastest:.3g}" for name in FORMS],
-        "relative gap to loop": [
-            ui.format_value(relative_gap(values, reference), digits=3)
-            for values in result["forms"].values()
-        ],
-    },
-    hide_index=True,
-)
-st.caption(
-    f"Measured live on this server, eagerly, on a {timing_batch} × {num_labels} "
-    "batch (median of 5 calls; other work on the server adds noise); cached "
-    "until you press Re-measure. Relative differences up to a few 1e-6 are "
-    "float32 rounding: the log-space form rounds the exponent, so its error "
-    "grows with log E."
-)
-
-st.subheader("Loss and gradient as the logit scale grows", divider="gray")
-sweep = scale_sweep(num_labels, density, seed)
-curve_left, curve_right = st.columns(2)
-with curve_left:
-    ui.plot(
-        ui.charts.line(
-            SWEEP_SCALES,
-            {
-                "BP-MLL (log space)": sweep["loss"],
-                "BP-MLL (factorised product)": sweep["naive"],
-                "binary cross-entropy": sweep["bce"],
-            },
-            title="Batch-mean loss",
-            x_title="logit scale",
-            y_title="loss",
-            marker_x=scale,
-            log_y=True,
+with ui.secondary("Loss and gradient as the logit scale grows", section=True):
+    sweep = scale_sweep(num_labels, density, seed)
+    curve_left, curve_right = st.columns(2)
+    with curve_left:
+        ui.plot(
+            ui.charts.line(
+                SWEEP_SCALES,
+                {
+                    "BP-MLL (log space)": sweep["loss"],
+                    "BP-MLL (factorised product)": sweep["naive"],
+                    "binary cross-entropy": sweep["bce"],
+                },
+                title="Batch-mean loss",
+                x_title="logit scale",
+                y_title="loss",
+                marker_x=scale,
+                log_y=True,
+            )
         )
-    )
-with curve_right:
-    ui.plot(
-        ui.charts.line(
-            SWEEP_SCALES,
-            {
-                "BP-MLL (log space)": sweep["loss_grad"],
-                "BP-MLL (factorised product)": sweep["naive_grad"],
-                "binary cross-entropy": sweep["bce_grad"],
-            },
-            title="Gradient norm ‖∂ loss / ∂ logits‖",
-            x_title="logit scale",
-            y_title="gradient norm",
-            marker_x=scale,
-            log_y=True,
+    with curve_right:
+        ui.plot(
+            ui.charts.line(
+                SWEEP_SCALES,
+                {
+                    "BP-MLL (log space)": sweep["loss_grad"],
+                    "BP-MLL (factorised product)": sweep["naive_grad"],
+                    "binary cross-entropy": sweep["bce_grad"],
+                },
+                title="Gradient norm ‖∂ loss / ∂ logits‖",
+                x_title="logit scale",
+                y_title="gradient norm",
+                marker_x=scale,
+                log_y=True,
+            )
         )
+    ui.nonfinite_note("BP-MLL over the sweep", sweep["loss"])
+    ui.nonfinite_note("factorised product over the sweep", sweep["naive"])
+    st.caption(
+        "Same labels and the same draw of logits at every scale; only the scale "
+        "changes. The two BP-MLL curves coincide until the factorised product "
+        "overflows; the log-space curve goes on until the loss itself passes the "
+        "float32 maximum. Crosses on the axis mark values that are not finite."
     )
-ui.nonfinite_note("BP-MLL over the sweep", sweep["loss"])
-ui.nonfinite_note("factorised product over the sweep", sweep["naive"])
-st.caption(
-    "Same labels and the same draw of logits at every scale; only the scale "
-    "changes. The two BP-MLL curves coincide until the factorised product "
-    "overflows; the log-space curve goes on until the loss itself passes the "
-    "float32 maximum. Crosses on the axis mark values that are not finite."
-)
 
 ui.use_it(
     [multilabel.bpmll_loss, multilabel.BPMLL],

@@ -456,77 +456,78 @@ st.caption(
     "more steps does not remove it."
 )
 
-st.subheader("As the number of sampled classes grows", divider="gray")
-sweep = count_sweep(vocab, hits, zipf, seed)
-ui.plot(figs["error"])
-curve_left, curve_right = st.columns(2)
-with curve_left:
-    ui.plot(figs["loss"])
-with curve_right:
-    ui.plot(figs["grad"])
-ui.nonfinite_note("loss over the sweep", sweep["mean_loss"])
-ui.nonfinite_note("gradient norm over the sweep", sweep["grad_norm"])
-st.caption(
-    f"S from 1 to {sweep_points(vocab)[-1]:,}, same batch at every point; the loss "
-    "and gradient curves use the app's seed. With S = C every class is in the "
-    "sample and the estimate nears the full loss (the expected counts approach 1)."
-)
+with ui.secondary("As the number of sampled classes grows", section=True):
+    sweep = count_sweep(vocab, hits, zipf, seed)
+    ui.plot(figs["error"])
+    curve_left, curve_right = st.columns(2)
+    with curve_left:
+        ui.plot(figs["loss"])
+    with curve_right:
+        ui.plot(figs["grad"])
+    ui.nonfinite_note("loss over the sweep", sweep["mean_loss"])
+    ui.nonfinite_note("gradient norm over the sweep", sweep["grad_norm"])
+    st.caption(
+        f"S from 1 to {sweep_points(vocab)[-1]:,}, same batch at every point; the loss "
+        "and gradient curves use the app's seed. With S = C every class is in the "
+        "sample and the estimate nears the full loss (the expected counts approach 1)."
+    )
 
-st.subheader("Gradients", divider="gray")
-grad_left, grad_right = st.columns(2)
-with grad_left:
-    ui.plot(figs["full_grad"])
-with grad_right:
-    ui.plot(figs["sampled_grad"])
-ui.nonfinite_note("sampled gradient", logit_gradients(*setting)[2])
-st.caption(
-    f"Columns: the 10 most frequent classes and the labels of the first "
-    f"{SHOWN_SAMPLES} samples. The full gradient is softmax − one-hot over all "
-    f"{vocab:,} classes; the sampled one is non-zero only on the label and the "
-    f"{num_sampled} sampled classes, and only those rows of the output matrix "
-    "receive a gradient (an IndexedSlices). With accidental hits kept, a "
-    "frequent label is pushed down by its sampled copy: its cell is less negative."
-)
+with ui.secondary("Gradients", section=True):
+    grad_left, grad_right = st.columns(2)
+    with grad_left:
+        ui.plot(figs["full_grad"])
+    with grad_right:
+        ui.plot(figs["sampled_grad"])
+    ui.nonfinite_note("sampled gradient", logit_gradients(*setting)[2])
+    st.caption(
+        f"Columns: the 10 most frequent classes and the labels of the first "
+        f"{SHOWN_SAMPLES} samples. The full gradient is softmax − one-hot over all "
+        f"{vocab:,} classes; the sampled one is non-zero only on the label and the "
+        f"{num_sampled} sampled classes, and only those rows of the output matrix "
+        "receive a gradient (an IndexedSlices). With accidental hits kept, a "
+        "frequent label is pushed down by its sampled copy: its cell is less negative."
+    )
 
-st.subheader("Cost of one forward and backward pass", divider="gray")
-seconds = timings(
-    vocab,
-    num_sampled,
-    hits,
-    zipf,
-    seed,
-    st.session_state.get("sampled_timing_nonce", 0),
-)
-cost = st.columns([1, 1, 1, 1])
-with cost[0]:
-    ui.metric(
-        "Full (ms)",
-        seconds["full"] * 1e3,
-        help=f"Median of {TIMING_REPEATS} compiled passes: logits [{BATCH}, C], "
-        "dense gradient [C, 64].",
+with ui.secondary("Cost of one forward and backward pass", section=True):
+    seconds = timings(
+        vocab,
+        num_sampled,
+        hits,
+        zipf,
+        seed,
+        st.session_state.get("sampled_timing_nonce", 0),
     )
-with cost[1]:
-    ui.metric(
-        "Sampled (ms)",
-        seconds["sampled"] * 1e3,
-        help=f"Median of {TIMING_REPEATS} compiled passes, sampling included: "
-        f"logits [{BATCH}, 1 + S], sparse gradient over {BATCH} + S rows.",
-    )
-with cost[2]:
-    ui.metric(
-        "Full ÷ sampled",
-        seconds["full"] / seconds["sampled"],
-        help="How many times faster the sampled pass is, measured now on this "
-        "server (which others may be using).",
-    )
-with cost[3]:
-    st.button(
-        "Measure again",
-        key="ss_remeasure",
-        on_click=remeasure,
-        icon=":material/timer:",
-        help=f"Time both passes again (median of {TIMING_REPEATS} after a warm-up).",
-    )
+    cost = st.columns([1, 1, 1, 1])
+    with cost[0]:
+        ui.metric(
+            "Full (ms)",
+            seconds["full"] * 1e3,
+            help=f"Median of {TIMING_REPEATS} compiled passes: logits [{BATCH}, C], "
+            "dense gradient [C, 64].",
+        )
+    with cost[1]:
+        ui.metric(
+            "Sampled (ms)",
+            seconds["sampled"] * 1e3,
+            help=f"Median of {TIMING_REPEATS} compiled passes, sampling included: "
+            f"logits [{BATCH}, 1 + S], sparse gradient over {BATCH} + S rows.",
+        )
+    with cost[2]:
+        ui.metric(
+            "Full ÷ sampled",
+            seconds["full"] / seconds["sampled"],
+            help="How many times faster the sampled pass is, measured now on this "
+            "server (which others may be using).",
+        )
+    with cost[3]:
+        st.button(
+            "Measure again",
+            key="ss_remeasure",
+            on_click=remeasure,
+            icon=":material/timer:",
+            help=f"Time both passes again (median of {TIMING_REPEATS}, after a "
+            "warm-up).",
+        )
 
 ui.use_it(
     [sampled.SampledSoftmax, sampled.sampled_softmax_loss],

@@ -153,9 +153,7 @@ def evaluate(mask_ratio, pad_id, end_bias, mode, hand_weight, seed):
         "perplexity": float(sequence.perplexity(y_true, logits, pad_id=pad_id)),
         "accuracy": float(sequence.masked_accuracy(y_true, logits, pad_id=pad_id)),
         "special_mae": np.asarray(
-            sequence.special_token_mae(
-                one_hot, probs, start_id=START_ID, end_id=END_ID
-            )
+            sequence.special_token_mae(one_hot, probs, start_id=START_ID, end_id=END_ID)
         ),
         "plain_mae": np.asarray(keras.losses.mean_absolute_error(one_hot, probs)),
     }
@@ -312,7 +310,7 @@ with row1[2]:
         delta_color="off",
         help="The trap: `SparseCategoricalCrossentropy(from_logits=True)(y, "
         "logits, sample_weight=mask)`. Padding is zeroed but still counted in "
-        "the denominator (all 6 × 10 steps). `reduction=\"mean_with_sample_"
+        'the denominator (all 6 × 10 steps). `reduction="mean_with_sample_'
         "weight\"` divides by the mask's sum instead. Delta: against ours.",
     )
 with row1[3]:
@@ -378,94 +376,94 @@ if not lengths.any():
 with st.expander("Why not `class_weight=` in `model.fit`?"):
     st.markdown(CLASS_WEIGHT_NOTE)
 
-st.subheader("Where the gradient pushes", divider="gray")
-grad_of = ui.selectbox(
-    "Gradient of",
-    key="seq_grad_of",
-    value="ours",
-    options=list(LOSSES),
-    format_func=LOSSES.get,
-    help="The batch loss whose gradient with respect to the logits is drawn.",
-)
-if grad_of not in shown:
-    st.caption("There is no unmasked loss with pad id -1: showing ours.")
-    grad_of = "ours"
-ui.plot(
-    ui.charts.heatmap(
-        np.linalg.norm(result["grads"][grad_of], axis=-1),
-        x_labels=[str(t) for t in range(MAX_LEN)],
-        y_labels=row_names,
-        title=f"‖∂ loss / ∂ logits‖ at each step, {LOSSES[grad_of]}",
-        x_title="step",
-        y_title="sequence",
-        diverging=False,
+with ui.secondary("Where the gradient pushes", section=True):
+    grad_of = ui.selectbox(
+        "Gradient of",
+        key="seq_grad_of",
+        value="ours",
+        options=list(LOSSES),
+        format_func=LOSSES.get,
+        help="The batch loss whose gradient with respect to the logits is drawn.",
     )
-)
-st.dataframe(token_table(y_true, pad_id, row_names), hide_index=True)
-st.caption(
-    "Targets: S = start, E = end, · = padding. With a mask the padded steps get "
-    "exactly zero gradient. Each step of sequence b carries a share "
-    "1/(6 · len_b) of the per-sequence mean, so short sequences push harder per "
-    "step; 1/(non-pad tokens) of the token mean, the same for every step; and "
-    "1/(6 · 10) of `sample_weight=mask`, smaller the more padding there is. The "
-    "end weight scales the push on the last step of each sequence."
-)
+    if grad_of not in shown:
+        st.caption("There is no unmasked loss with pad id -1: showing ours.")
+        grad_of = "ours"
+    ui.plot(
+        ui.charts.heatmap(
+            np.linalg.norm(result["grads"][grad_of], axis=-1),
+            x_labels=[str(t) for t in range(MAX_LEN)],
+            y_labels=row_names,
+            title=f"‖∂ loss / ∂ logits‖ at each step, {LOSSES[grad_of]}",
+            x_title="step",
+            y_title="sequence",
+            diverging=False,
+        )
+    )
+    st.dataframe(token_table(y_true, pad_id, row_names), hide_index=True)
+    st.caption(
+        "Targets: S = start, E = end, · = padding. With a mask the padded steps get "
+        "exactly zero gradient. Each step of sequence b carries a share "
+        "1/(6 · len_b) of the per-sequence mean, so short sequences push harder per "
+        "step; 1/(non-pad tokens) of the token mean, the same for every step; and "
+        "1/(6 · 10) of `sample_weight=mask`, smaller the more padding there is. The "
+        "end weight scales the push on the last step of each sequence."
+    )
 
-st.subheader("Loss per sequence", divider="gray")
-ui.plot(
-    ui.charts.bars(
-        row_names,
-        result["per_sequence"],
-        title="Per-sequence loss, masked and unmasked",
-        x_title="sequence",
-        y_title="cross-entropy",
+with ui.secondary("Loss per sequence", section=True):
+    ui.plot(
+        ui.charts.bars(
+            row_names,
+            result["per_sequence"],
+            title="Per-sequence loss, masked and unmasked",
+            x_title="sequence",
+            y_title="cross-entropy",
+        )
     )
-)
 
-st.subheader(f"Loss and gradient as the {sweep_over} changes", divider="gray")
-if sweep_over == "padding share":
-    x_values = RATIO_SWEEP
-    curves = ratio_sweep(
-        pad_id, end_bias, mode, hand_weight if mode == BY_HAND else None, seed
+with ui.secondary(f"Loss and gradient as the {sweep_over} changes", section=True):
+    if sweep_over == "padding share":
+        x_values = RATIO_SWEEP
+        curves = ratio_sweep(
+            pad_id, end_bias, mode, hand_weight if mode == BY_HAND else None, seed
+        )
+        current, x_title = mask_ratio, "padding share"
+    else:
+        max_weight = max(MAX_HAND_WEIGHT, float(np.ceil(end_weight)))
+        x_values, curves = weight_sweep(mask_ratio, pad_id, end_bias, seed, max_weight)
+        current, x_title = end_weight, "end-token weight"
+    ui.plot(
+        ui.charts.line(
+            x_values,
+            {label: curves[key] for key, label in shown.items()},
+            title="Batch loss",
+            x_title=x_title,
+            y_title="loss",
+            marker_x=current,
+        )
     )
-    current, x_title = mask_ratio, "padding share"
-else:
-    max_weight = max(MAX_HAND_WEIGHT, float(np.ceil(end_weight)))
-    x_values, curves = weight_sweep(mask_ratio, pad_id, end_bias, seed, max_weight)
-    current, x_title = end_weight, "end-token weight"
-ui.plot(
-    ui.charts.line(
-        x_values,
-        {label: curves[key] for key, label in shown.items()},
-        title="Batch loss",
-        x_title=x_title,
-        y_title="loss",
-        marker_x=current,
+    ui.plot(
+        ui.charts.line(
+            x_values,
+            {label: curves[f"{key}_grad"] for key, label in shown.items()},
+            title="Gradient norm ‖∂ loss / ∂ logits‖",
+            x_title=x_title,
+            y_title="gradient norm",
+            marker_x=current,
+        )
     )
-)
-ui.plot(
-    ui.charts.line(
-        x_values,
-        {label: curves[f"{key}_grad"] for key, label in shown.items()},
-        title="Gradient norm ‖∂ loss / ∂ logits‖",
-        x_title=x_title,
-        y_title="gradient norm",
-        marker_x=current,
+    for key, label in shown.items():
+        ui.nonfinite_note(f"{label} over the sweep", curves[key])
+        ui.nonfinite_note(
+            f"gradient norm of the {label} loss over the sweep", curves[f"{key}_grad"]
+        )
+    st.caption(
+        "Same seed at every point. Over the padding share, rows are cut shorter from "
+        "their end (the end token moves with the cut) while the noise in the logits "
+        "stays the same; over the end weight the batch stays as it is. Near 100 % "
+        "padding the rows left are mostly start and end tokens, which this model "
+        "predicts well, so the masked means fall too; they reach 0 only when no "
+        "token is left."
     )
-)
-for key, label in shown.items():
-    ui.nonfinite_note(f"{label} over the sweep", curves[key])
-    ui.nonfinite_note(
-        f"gradient norm of the {label} loss over the sweep", curves[f"{key}_grad"]
-    )
-st.caption(
-    "Same seed at every point. Over the padding share, rows are cut shorter from "
-    "their end (the end token moves with the cut) while the noise in the logits "
-    "stays the same; over the end weight the batch stays as it is. Near 100 % "
-    "padding the rows left are mostly start and end tokens, which this model "
-    "predicts well, so the masked means fall too; they reach 0 only when no "
-    "token is left."
-)
 
 ui.use_it(
     [

@@ -460,25 +460,25 @@ ui.nonfinite_note("loss per sample", loss)
 ui.nonfinite_note("gradient of the loss", grad)
 ui.nonfinite_note("naive x**k / Σ x**k", dist["naive"])
 
-st.subheader("The distribution before and after sharpening", divider="gray")
-before_after, one_hot = distribution_figures(
-    logit_scale, power, iterations, hard, seed, sample
-)
-ui.plot(before_after)
-ui.plot(one_hot)
-gap = np.max(np.abs(dist["stable"] - dist["temperature"]))
-st.caption(
-    f"Largest difference between power_sharpen(softmax(z), k) and the temperature "
-    f"softmax at 1/kⁿ over the batch: {ui.format_value(gap, 3)} (float32 rounding "
-    "of log p, amplified by the power). A missing naive bar is a NaN."
-)
+with ui.secondary("The distribution before and after sharpening", section=True):
+    before_after, one_hot = distribution_figures(
+        logit_scale, power, iterations, hard, seed, sample
+    )
+    ui.plot(before_after)
+    ui.plot(one_hot)
+    gap = np.max(np.abs(dist["stable"] - dist["temperature"]))
+    st.caption(
+        f"Largest difference between power_sharpen(softmax(z), k) and the temperature "
+        f"softmax at 1/kⁿ over the batch: {ui.format_value(gap, 3)} (float32 rounding "
+        "of log p, amplified by the power). A missing naive bar is a NaN."
+    )
 
-st.subheader("Gradient with respect to the logits", divider="gray")
-ui.plot(gradient_figure(logit_scale, power, iterations, distance, seed))
-st.caption(
-    "Each row sums to 0 (a softmax is shift-invariant). At a large power every "
-    "cell fades to 0: the one-hot output no longer moves when the logits do."
-)
+with ui.secondary("Gradient with respect to the logits", section=True):
+    ui.plot(gradient_figure(logit_scale, power, iterations, distance, seed))
+    st.caption(
+        "Each row sums to 0 (a softmax is shift-invariant). At a large power every "
+        "cell fades to 0: the one-hot output no longer moves when the logits do."
+    )
 
 st.subheader("Across the power range", divider="gray")
 sweep = power_sweep(logit_scale, iterations, distance, seed)

@@ -335,81 +335,82 @@ with hist_left:
 with hist_right:
     ui.plot(gap_figure(hard_share, seed, margin))
 
-st.subheader("Only active triplets carry a gradient", divider="gray")
-bars, heatmap = gradient_figures(hard_share, seed, margin)
-ui.plot(bars)
-ui.plot(heatmap)
-st.caption(
-    "The gradient with respect to the question embedding (the encoder's output). "
-    "An inactive triplet's row is exactly 0: `relu` has a zero gradient below its "
-    "kink. Gradient descent moves q toward a⁺ and away from a⁻, and only "
-    "perpendicular to q (cosine ignores length)."
-)
-
-st.subheader("Loss, active share and gradient as the margin grows", divider="gray")
-loss_and_share, grad_norm = sweep_figures(hard_share, seed, margin)
-curve_left, curve_right = st.columns(2)
-with curve_left:
-    ui.plot(loss_and_share)
-with curve_right:
-    ui.plot(grad_norm)
-ui.nonfinite_note("mean loss over the margin sweep", grid["mean_loss"])
-ui.nonfinite_note("gradient norm over the margin sweep", grid["grad_norm"])
-
-st.subheader("A loss added from inside a layer", divider="gray")
-st.markdown(KERAS3_WAY)
-st.latex(triplet.FORMULAS["masked_cross_entropy"])
-st.markdown(MASKED_INTRO)
-pad_left, pad_right = st.columns(2)
-with pad_left:
-    pad_share = ui.slider(
-        "Padding share",
-        key="triplet_pad",
-        value=0.3,
-        min_value=0.0,
-        max_value=1.0,
-        step=0.05,
-        help="Share of the positions that are padding (id 0).",
+with ui.secondary("Only active triplets carry a gradient", section=True):
+    bars, heatmap = gradient_figures(hard_share, seed, margin)
+    ui.plot(bars)
+    ui.plot(heatmap)
+    st.caption(
+        "The gradient with respect to the question embedding (the encoder's output). "
+        "An inactive triplet's row is exactly 0: `relu` has a zero gradient below its "
+        "kink. Gradient descent moves q toward a⁺ and away from a⁻, and only "
+        "perpendicular to q (cosine ignores length)."
     )
-with pad_right:
-    logit_scale = ui.slider(
-        "Model confidence",
-        key="triplet_confidence",
-        value=2.0,
-        min_value=0.0,
-        max_value=6.0,
-        step=0.5,
-        help="Added to the logit of the right token at every real position.",
-    )
-masked = masked_example(pad_share, logit_scale, seed)
-for title, key in (
-    ("MaskedCrossEntropyLayer (pad_id=0)", "masked"),
-    ("Same layer, no mask (pad_id=-1)", "unmasked"),
-):
-    report = masked[key]
-    st.markdown(f"**{title}**: {int(report['tokens'])} tokens count")
-    columns = st.columns(3)
-    with columns[0]:
-        ui.metric(
-            "loss",
-            report["loss"],
-            help="The value the layer passes to `self.add_loss`: the cross-entropy "
-            "averaged over the tokens that count.",
+
+with ui.secondary("Loss, active share and gradient as the margin grows", section=True):
+    loss_and_share, grad_norm = sweep_figures(hard_share, seed, margin)
+    curve_left, curve_right = st.columns(2)
+    with curve_left:
+        ui.plot(loss_and_share)
+    with curve_right:
+        ui.plot(grad_norm)
+    ui.nonfinite_note("mean loss over the margin sweep", grid["mean_loss"])
+    ui.nonfinite_note("gradient norm over the margin sweep", grid["grad_norm"])
+
+with ui.secondary("A loss added from inside a layer", section=True):
+    st.markdown(KERAS3_WAY)
+    st.latex(triplet.FORMULAS["masked_cross_entropy"])
+    st.markdown(MASKED_INTRO)
+    pad_left, pad_right = st.columns(2)
+    with pad_left:
+        pad_share = ui.slider(
+            "Padding share",
+            key="triplet_pad",
+            value=0.3,
+            min_value=0.0,
+            max_value=1.0,
+            step=0.05,
+            help="Share of the positions that are padding (id 0).",
         )
-    with columns[1]:
-        ui.metric(
-            "perplexity",
-            report["perplexity"],
-            help="exp of the token-mean cross-entropy, from the layer's own metric.",
+    with pad_right:
+        logit_scale = ui.slider(
+            "Model confidence",
+            key="triplet_confidence",
+            value=2.0,
+            min_value=0.0,
+            max_value=6.0,
+            step=0.5,
+            help="Added to the logit of the right token at every real position.",
         )
-    with columns[2]:
-        ui.metric(
-            "masked_accuracy",
-            report["masked_accuracy"],
-            help="Share of counted tokens whose argmax is the target.",
-        )
-ui.nonfinite_note("per-token cross-entropy", masked["token_ce"])
-ui.plot(token_figure(pad_share, logit_scale, seed))
+    masked = masked_example(pad_share, logit_scale, seed)
+    for title, key in (
+        ("MaskedCrossEntropyLayer (pad_id=0)", "masked"),
+        ("Same layer, no mask (pad_id=-1)", "unmasked"),
+    ):
+        report = masked[key]
+        st.markdown(f"**{title}**: {int(report['tokens'])} tokens count")
+        columns = st.columns(3)
+        with columns[0]:
+            ui.metric(
+                "loss",
+                report["loss"],
+                help="The value the layer passes to `self.add_loss`: the cross-entropy "
+                "averaged over the tokens that count.",
+            )
+        with columns[1]:
+            ui.metric(
+                "perplexity",
+                report["perplexity"],
+                help="exp of the token-mean cross-entropy, from the layer's own "
+                "metric.",
+            )
+        with columns[2]:
+            ui.metric(
+                "masked_accuracy",
+                report["masked_accuracy"],
+                help="Share of counted tokens whose argmax is the target.",
+            )
+    ui.nonfinite_note("per-token cross-entropy", masked["token_ce"])
+    ui.plot(token_figure(pad_share, logit_scale, seed))
 
 ui.use_it(
     [
