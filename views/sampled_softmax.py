@@ -23,7 +23,6 @@ SAMPLED_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 VOCAB_CHOICES = [100, 1_000, 10_000, 50_000]
 TIMING_REPEATS = 7
 TRAIN_TASK = task.TASK.name
-TRAIN_CHOICE = f"train_choice_{TRAIN_TASK}"  # the train panel's run picker
 TRAIN_LEARNING_RATE = 1e-2
 TRAIN_DIM = task.COMMON_PARAMS["embed_dim"][0]
 TRAIN_PAIRS = task.COMMON_PARAMS["pairs_per_epoch"][0]
@@ -204,27 +203,6 @@ def train_runs(num_sampled, vocab):
         ),
         f"full softmax + Adam ({size})": ("full", {"vocab_size": vocab}),
     }
-
-
-def run_kind(label):
-    """Which of the three runs a label names, whatever its S and C."""
-    if label.startswith("full"):
-        return "full"
-    return "lazy_adam" if "+ LazyAdam" in label else "adam"
-
-
-def follow_the_controls(runs):
-    """Keeps the runs picked in the train panel picked under their new labels.
-
-    The panel's picker keys its options by label, and the labels follow the S
-    and C controls: without this, a picked run would silently drop out.
-    """
-    chosen = st.session_state.get(TRAIN_CHOICE)
-    if chosen and any(label not in runs for label in chosen):
-        current = {run_kind(label): label for label in runs}
-        st.session_state[TRAIN_CHOICE] = list(
-            dict.fromkeys(current[run_kind(label)] for label in chosen)
-        )
 
 
 def describe_run(run):
@@ -553,7 +531,6 @@ keras.saving.load_model("model.keras")       # no custom_objects needed""",
 
 st.markdown(TRAIN_INTRO)
 runs = train_runs(num_sampled, vocab)
-follow_the_controls(runs)
 ui.train_panel(
     TRAIN_TASK,
     runs,

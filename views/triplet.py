@@ -18,7 +18,6 @@ MARGINS = np.round(np.arange(0.0, 2.0 + MARGIN_STEP / 2, MARGIN_STEP), 2)
 SHOWN_GRADIENT_ROWS = 12
 BATCH_SIZE, LENGTH, NUM_CLASSES = 4, 8, 6
 TRIPLET_RUN = "triplet, margin "
-TRAIN_CHOICE = f"train_choice_{PAGE}"  # the train panel's run picker
 
 INTRO = """
 Some losses do not fit `loss(y_true, y_pred)`. A retrieval model learns from
@@ -488,14 +487,6 @@ def describe_run(run):
 
 st.markdown(TRAIN_INTRO)
 triplet_run = f"{TRIPLET_RUN}{margin:g}"
-# The panel's run picker keys its options by label, and this label follows the
-# margin slider: carry a selected triplet run over to the new margin, or the
-# picker would silently drop it.
-chosen = st.session_state.get(TRAIN_CHOICE)
-if chosen and any(r.startswith(TRIPLET_RUN) and r != triplet_run for r in chosen):
-    st.session_state[TRAIN_CHOICE] = [
-        triplet_run if r.startswith(TRIPLET_RUN) else r for r in chosen
-    ]
 # The triplet run trains last, so the extras shown below the table (which are
 # the last run's) are its held-out rankings.
 ui.train_panel(
