@@ -3,6 +3,7 @@
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from ui.catalog import PAGE_DIR, PAGES, page_name
@@ -45,3 +46,27 @@ def test_landing_page_links_every_page_and_lesson():
                     assert float(shown) == value, (lesson.title, key)
                 else:
                     assert shown == str(value), (lesson.title, key)
+
+
+@pytest.mark.parametrize("path, title", [(p, t) for p, t, *_ in PAGES])
+def test_every_page_runs_inside_the_app(path, title):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    assert not at.exception, at.exception
+    at.switch_page(path).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == title
+    assert at.number_input(key="seed").value == 0  # the shared sidebar
+    if page_name(path) != "check":
+        assert len(at.metric) >= 4
+        assert all("nan" not in m.value.lower() for m in at.metric)
+
+
+@pytest.mark.parametrize("path, title", [(p, t) for p, t, *_ in PAGES])
+def test_every_page_runs_inside_a_bare_router(path, title):
+    router = f"""
+import streamlit as st
+st.navigation([st.Page({str(ROOT / path)!r}, title={title!r}, default=True)]).run()
+"""
+    at = AppTest.from_string(router, default_timeout=180).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == title

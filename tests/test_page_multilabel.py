@@ -189,17 +189,6 @@ def test_reset_restores_defaults(app):
     assert metrics(app) == defaults
 
 
-def test_page_runs_inside_a_router():
-    router = f"""
-import streamlit as st
-st.navigation([st.Page({PAGE!r}, title={TITLE!r}, default=True)]).run()
-"""
-    at = AppTest.from_string(router, default_timeout=120).run()
-    assert not at.exception, at.exception
-    assert at.title[0].value == TITLE
-    assert metrics(at) == expected_metrics()
-
-
 def test_train_draws_the_curves_and_the_extras(app):
     set_defaults(app)
     charts = len(app.get("plotly_chart"))

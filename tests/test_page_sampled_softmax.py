@@ -133,26 +133,6 @@ def test_reset_restores_defaults(app):
     assert estimates(app) == defaults
 
 
-def test_page_runs_inside_a_router():
-    router = f"""
-import streamlit as st
-st.navigation([st.Page({PAGE!r}, title="Sampled softmax", default=True)]).run()
-"""
-    at = AppTest.from_string(router, default_timeout=120).run()
-    assert not at.exception, at.exception
-    assert at.title[0].value == "Sampled softmax"
-    assert set(metrics(at)) == METRICS
-
-
-def test_page_runs_inside_the_app():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    assert not at.exception
-    at.switch_page("views/sampled_softmax.py").run()
-    assert not at.exception, at.exception
-    assert at.title[0].value == "Sampled softmax"
-    assert set(metrics(at)) == METRICS
-
-
 def test_train_draws_the_curves_and_follows_the_controls(app):
     widget(app, "ss_vocab").set_value(1_000)
     app.run()

@@ -99,26 +99,6 @@ def test_reset_restores_defaults(app):
     assert metrics(app) == defaults
 
 
-def test_page_runs_inside_a_router():
-    router = f"""
-import streamlit as st
-st.navigation([st.Page({PAGE!r}, title="Softmax → one-hot", default=True)]).run()
-"""
-    at = AppTest.from_string(router, default_timeout=60).run()
-    assert not at.exception, at.exception
-    assert at.title[0].value == "Softmax → one-hot"
-    assert len(at.metric) == 4
-
-
-def test_page_runs_inside_the_app():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-    assert not at.exception
-    at.switch_page("views/sharpening.py").run()
-    assert not at.exception, at.exception
-    assert at.title[0].value == "Softmax → one-hot"
-    assert len(at.metric) == 4
-
-
 def training_curves(at):
     return [c for c in at.get("plotly_chart") if "Held-out" in c.proto.spec]
 
