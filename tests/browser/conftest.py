@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -31,6 +32,69 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+
+
+# The page is idle: the script has run to its end, the connection is up and
+# nothing is still drawing; for ``quiet`` ms (see ``wait_until_idle``).
+IDLE = """(quiet) => {
+    const app = document.querySelector("[data-testid='stApp']");
+    const idle = app
+        && app.dataset.testScriptState === "notRunning"
+        && app.dataset.testConnectionState === "CONNECTED"
+        && !document.querySelector("[data-testid='stSkeleton']");
+    const now = performance.now();
+    if (!idle) {
+        window.__lossvizIdleSince = null;
+        return false;
+    }
+    window.__lossvizIdleSince = window.__lossvizIdleSince || now;
+    return now - window.__lossvizIdleSince >= quiet;
+}"""
+
+
+def is_run_finished(payload) -> bool:
+    """Whether a websocket frame from the server is its "script finished"
+    message for a whole-page run that ended normally."""
+    if not isinstance(payload, bytes) or len(payload) > 256:  # it is a few bytes
+        return False
+    message = ForwardMsg()
+    try:
+        message.ParseFromString(payload)
+    except Exception:  # noqa: BLE001 - not a ForwardMsg: not what we look for
+        return False
+    return (
+        message.WhichOneof("type") == "script_finished"
+        and message.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY
+    )
+
+
+class RunWatch:
+    """Notes when the page gets the server's "script finished" messages.
+
+    The page's ``data-test-script-state`` is no signal for a fast rerun: the
+    page may go from "notRunning" through "running" and back within one
+    render and never show "running". The server's message always comes.
+    Create it before the page opens its connection (before ``goto``).
+    """
+
+    def __init__(self, page):
+        self.page = page
+        self.finished: list[float] = []  # time.perf_counter() on arrival
+        page.on("websocket", lambda ws: ws.on("framereceived", self._on_frame))
+
+    def _on_frame(self, payload) -> None:
+        if is_run_finished(payload):
+            self.finished.append(time.perf_counter())
+
+    def wait_for_more(self, count: int, timeout: float = 60) -> float:
+        """Waits until more than ``count`` runs have finished; returns when the
+        first of them did (``time.perf_counter()``)."""
+        deadline = time.monotonic() + timeout
+        while len(self.finished) <= count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no script run finished within {timeout:.0f} s")
+            self.page.wait_for_timeout(10)  # lets Playwright deliver the frames
+        return self.finished[count]
 
 
 def _free_port() -> int:
@@ -158,20 +222,7 @@ def wait_until_idle(page, timeout: float = 60_000, quiet_ms: int = 400) -> None:
     ("running", "notRunning", ...) for exactly this purpose.
     """
     page.wait_for_function(
-        """(quiet) => {
-            const app = document.querySelector("[data-testid='stApp']");
-            const idle = app
-                && app.dataset.testScriptState === "notRunning"
-                && app.dataset.testConnectionState === "CONNECTED"
-                && !document.querySelector("[data-testid='stSkeleton']");
-            const now = performance.now();
-            if (!idle) {
-                window.__lossvizIdleSince = null;
-                return false;
-            }
-            window.__lossvizIdleSince = window.__lossvizIdleSince || now;
-            return now - window.__lossvizIdleSince >= quiet;
-        }""",
+        IDLE,
         arg=quiet_ms,
         timeout=timeout,
         polling=50,

@@ -8,9 +8,8 @@ before: its own controls, its own metrics, its own URL, no training curves.
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from tests.browser.conftest import wait_until_idle, watch_errors
+from tests.browser.conftest import RunWatch, wait_until_idle, watch_errors
 from ui.catalog import page_names
 
 # One epoch of every run a page's Train button starts, measured on a 2-core
@@ -45,19 +44,6 @@ STATE = """() => {
     return {controls, metrics};
 }"""
 
-# Counts the script runs of this page that finish from now on (each change
-# of the state out of "running", however quickly the next change follows).
-COUNT_RUNS = """() => {
-    const app = document.querySelector("[data-testid='stApp']");
-    window.__lossvizRuns = 0;
-    new MutationObserver((records) => {
-        for (const r of records) {
-            if (r.oldValue === "running") window.__lossvizRuns += 1;
-        }
-    }).observe(app, {attributes: true, attributeOldValue: true,
-                     attributeFilter: ["data-test-script-state"]});
-}"""
-
 
 def _state(page) -> dict:
     return {**page.evaluate(STATE), "url": page.url}
@@ -65,19 +51,10 @@ def _state(page) -> dict:
 
 def _rerun(page) -> None:
     """Reruns the page's script as it stands (Streamlit's "r" key)."""
-    page.evaluate(COUNT_RUNS)
-    # A key press that lands while the page is busy may be dropped: press
-    # again until a run is seen to finish (each wait is long for a loaded CI).
-    for _ in range(4):
-        page.evaluate("() => document.activeElement && document.activeElement.blur()")
-        page.keyboard.press("r")
-        try:
-            page.wait_for_function("() => window.__lossvizRuns > 0", timeout=30_000)
-            break
-        except PlaywrightTimeoutError:
-            continue
-    else:
-        raise AssertionError("the page never reran after four presses of 'r'")
+    done = len(page.runs.finished)
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("r")
+    page.runs.wait_for_more(done, timeout=120)
     wait_until_idle(page)
 
 
@@ -98,6 +75,7 @@ def students(app_url, browser):
     for context in contexts:
         page = context.new_page()
         page.console_errors = watch_errors(page)
+        page.runs = RunWatch(page)
         page.goto(f"{app_url}/{PAGE}")
         pages.append(page)
     for page in pages:
