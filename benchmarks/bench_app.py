@@ -5,9 +5,15 @@
 Three tables, each measured side by side with a one-line baseline page (a
 slider and a metric, the floor Streamlit itself sets) in the same run:
 
-1. server-side rerun after a slider move (AppTest, in process), per page;
-2. in a real browser (Playwright + Debian's chromium): key press on the page's
-   first slider -> metric text changed and the script finished, p50 and p95;
+1. in process (AppTest): the rerun after a slider move, AppTest's own
+   overhead included (it serialises and parses every element);
+2. in a real browser (Playwright + Debian's chromium), against real servers
+   (the app and the baseline, each on loopback): key press on the page's
+   first slider -> the server's "script finished" message received and the
+   next frame drawn, p50 and p95 per page; beside it the server's own wall
+   time for that script run (noted by the server, see
+   ``benchmarks/server_notes.py``): the server-side time of a rerun after a
+   slider move;
 3. cold start: ``streamlit run app.py`` -> landing page drawn, and -> the
    first loss page drawn (the browser launched at the start, as a user's).
 """
@@ -15,6 +21,8 @@ slider and a metric, the floor Streamlit itself sets) in the same run:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import statistics
 import subprocess
 import sys
@@ -27,9 +35,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import server_notes  # noqa: E402
 from tests.browser.conftest import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
+    RunWatch,
     _free_port,
     start_app,
     wait_for_health,
@@ -39,6 +49,11 @@ from ui.catalog import PAGE_DIR, page_names  # noqa: E402
 
 PAGES = page_names()
 SLIDER = "[data-testid='stMain'] [data-testid='stSlider'] input[type='range']"
+METRIC = "[data-testid='stMain'] [data-testid='stMetricValue']"
+# Resolves after the browser has drawn the next frame (two animation frames:
+# the one that applies the new elements, and the one after it is painted).
+NEXT_FRAME = """() => new Promise((resolve) =>
+    requestAnimationFrame(() => requestAnimationFrame(resolve)))"""
 BASELINE = """
 import streamlit as st
 x = st.slider("x", 0, 100, 50, key="x")
@@ -51,8 +66,16 @@ def percentile(values, q):
 
 
 def rerun_times(moves: int) -> dict[str, list[float]]:
+    from streamlit import config
     from streamlit.testing.v1 import AppTest
 
+    import lossviz  # noqa: F401
+
+    # As the server runs: .streamlit/config.toml (which AppTest does not read)
+    # turns the collection after every run off, app.py freezes TensorFlow's
+    # objects out of later collections.
+    config.set_option("runner.postScriptGC", False)
+    gc.freeze()
     apps = {"baseline (one slider)": AppTest.from_string(BASELINE)}
     for name in PAGES:
         apps[name] = AppTest.from_file(str(ROOT / PAGE_DIR / f"{name}.py"))
@@ -79,10 +102,17 @@ def rerun_times(moves: int) -> dict[str, list[float]]:
     return times
 
 
-def browser_latency(url_for: dict[str, str], moves: int) -> dict[str, list[float]]:
+def browser_latency(
+    url_for: dict[str, str], notes_for: dict[str, Path], moves: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per page: key press -> the server's "script finished" message received
+    and the next frame drawn (browser), and the server's wall time of the
+    script run that the key press started (its own note)."""
     from playwright.sync_api import sync_playwright
 
-    out = {name: [] for name in url_for}
+    browser_s = {name: [] for name in url_for}
+    server_s = {name: [] for name in url_for}
+    unchanged = dict.fromkeys(url_for, 0)
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
@@ -90,33 +120,43 @@ def browser_latency(url_for: dict[str, str], moves: int) -> dict[str, list[float
         pages = {}
         for name, url in url_for.items():
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.runs = RunWatch(page)
             page.goto(url)
             wait_until_idle(page, timeout=120_000)
             pages[name] = page
         for i in range(moves):
             for name, page in pages.items():
-                metric = page.locator("[data-testid='stMetricValue']").first
+                notes = notes_for[name]
+                _, since = server_notes.run_times(notes)
+                metric = page.locator(METRIC).first
                 before = metric.inner_text()
                 slider = page.locator(SLIDER).first
                 slider.focus()
                 key = "ArrowRight" if (i // 5) % 2 == 0 else "ArrowLeft"
+                value, low, high = slider.evaluate(
+                    "(e) => [Number(e.value), Number(e.min), Number(e.max)]"
+                )
+                if value >= high or value <= low:  # a key that would not move it
+                    key = "ArrowLeft" if value >= high else "ArrowRight"
+                done = len(page.runs.finished)
                 start = time.perf_counter()
                 page.keyboard.press(key)
-                page.wait_for_function(
-                    """(before) => {
-                        const app = document.querySelector("[data-testid='stApp']");
-                        const m = document.querySelector(
-                            "[data-testid='stMetricValue']");
-                        return app.dataset.testScriptState === "notRunning"
-                            && m && m.innerText !== before;
-                    }""",
-                    arg=before,
-                    timeout=30_000,
-                    polling="raf",
-                )
-                out[name].append(time.perf_counter() - start)
+                page.runs.wait_for_more(done, timeout=60)
+                page.evaluate(NEXT_FRAME)
+                browser_s[name].append(time.perf_counter() - start)
+                wait_until_idle(page, timeout=60_000, quiet_ms=50)
+                unchanged[name] += metric.inner_text() == before
+                runs: list[float] = []
+                deadline = time.monotonic() + 5  # the note follows the run's end
+                while not runs and time.monotonic() < deadline:
+                    runs, _ = server_notes.run_times(notes, since)
+                    time.sleep(0.01)
+                server_s[name].append(sum(runs) if runs else float("nan"))
         browser.close()
-    return out
+    for name, count in unchanged.items():
+        if count:
+            print(f"  {name}: the first metric read the same after {count} moves")
+    return browser_s, server_s
 
 
 def cold_start() -> dict[str, float]:
@@ -167,11 +207,13 @@ def main() -> None:
     report("Server-side rerun after a slider move (AppTest)", rerun_times(args.moves))
     if args.skip_browser:
         return
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         baseline = Path(tmp) / "baseline.py"
         baseline.write_text(BASELINE)
         app_port, base_port = _free_port(), _free_port()
+        app_notes = stack.enter_context(server_notes.notes())
         app = start_app(app_port)
+        base_notes = stack.enter_context(server_notes.notes())
         base = subprocess.Popen(
             [
                 sys.executable,
@@ -191,12 +233,16 @@ def main() -> None:
             wait_for_health(f"http://127.0.0.1:{app_port}")
             wait_for_health(f"http://127.0.0.1:{base_port}")
             urls = {"baseline (one slider)": f"http://127.0.0.1:{base_port}"}
+            notes = {"baseline (one slider)": base_notes}
             for name in PAGES:
                 urls[name] = f"http://127.0.0.1:{app_port}/{name}"
+                notes[name] = app_notes
+            browser_s, server_s = browser_latency(urls, notes, args.moves)
             report(
-                "Browser: key press on a slider -> metric updated, script finished",
-                browser_latency(urls, args.moves),
+                "Browser: key press on a slider -> its rerun finished, page idle",
+                browser_s,
             )
+            report("Server: wall time of that script run (the server's note)", server_s)
         finally:
             for proc in (app, base):
                 proc.terminate()

@@ -23,8 +23,9 @@ to spare the CPU that 20 pages share with the server here.
 records who was sent, and who saw, the waiting message. Then they move
 sliders too.
 
-The server is started with SERVER_HOOKS (a ``sitecustomize`` on PYTHONPATH;
-the app is not changed), which notes with the server's clock each acquire and
+The server is started with the hooks of ``benchmarks/server_notes.py`` (a
+``sitecustomize`` on PYTHONPATH; the app is not changed), which note with the
+server's clock each acquire and
 release of the training slots, and the wall and CPU time of every script
 run: so the limit is checked where it is enforced, and the server's own share
 of a move's latency is known.
@@ -65,16 +66,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import server_notes  # noqa: E402
 from tests.browser.conftest import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
+    IDLE,
     SHOTS,
     _free_port,
+    is_run_finished,
     start_app,
     wait_for_health,
     watch_errors,
@@ -88,43 +91,6 @@ EXCEPTION = "[data-testid='stException']"
 WAITING = "runs are training on this server"
 RETRIED_PROBE = re.compile(r"request failed: .*/_stcore/(health|host-config) .*ABORTED")
 
-# As tests/browser/conftest.py's wait_until_idle, for the async API.
-IDLE = """(quiet) => {
-    const app = document.querySelector("[data-testid='stApp']");
-    const idle = app
-        && app.dataset.testScriptState === "notRunning"
-        && app.dataset.testConnectionState === "CONNECTED"
-        && !document.querySelector("[data-testid='stSkeleton']");
-    const now = performance.now();
-    if (!idle) {
-        window.__lossvizIdleSince = null;
-        return false;
-    }
-    window.__lossvizIdleSince = window.__lossvizIdleSince || now;
-    return now - window.__lossvizIdleSince >= quiet;
-}"""
-# Counts the script runs of the page that have finished (every change of the
-# state out of "running" is recorded, however quickly the next one follows).
-COUNT_RUNS = """() => {
-    const app = document.querySelector("[data-testid='stApp']");
-    window.__lossvizRunsDone = 0;
-    new MutationObserver((records) => {
-        for (const r of records) {
-            if (r.oldValue === "running") window.__lossvizRunsDone += 1;
-        }
-    }).observe(app, {attributes: true, attributeOldValue: true,
-                     attributeFilter: ["data-test-script-state"]});
-}"""
-RUNS_DONE = "() => window.__lossvizRunsDone"
-# The move is answered: a run started by it has finished and the script is
-# idle; the first metric then shows its new value (as in bench_app.py, which
-# waits for the metric text to change; a move that leaves it as it was, e.g.
-# NaN at two neighbouring settings, would wait forever there).
-ANSWERED = """(runs) => {
-    const app = document.querySelector("[data-testid='stApp']");
-    return app.dataset.testScriptState === "notRunning"
-        && window.__lossvizRunsDone > runs;
-}"""
 # The run is over: no progress bar, curves drawn, the script idle.
 TRAINED = """() => {
     const app = document.querySelector("[data-testid='stApp']");
@@ -277,15 +243,8 @@ def listen(page, student: Student, start: float) -> None:
     def on_frame(payload) -> None:
         if not isinstance(payload, bytes):
             return
-        if len(payload) < 256:  # the script_finished message is a few bytes
-            message = ForwardMsg()
-            with contextlib.suppress(Exception):
-                message.ParseFromString(payload)
-                if (
-                    message.WhichOneof("type") == "script_finished"
-                    and message.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY
-                ):
-                    student.finished_at.append(time.perf_counter())
+        if is_run_finished(payload):
+            student.finished_at.append(time.perf_counter())
         if student.pressed is None:
             return
         now = time.monotonic() - start
@@ -334,23 +293,24 @@ async def move_sliders(page, student: Student, args, until: float) -> None:
     if not await slider.count() or not await metric.count():
         student.note = student.note or "no slider or no metric on the page"
         return
-    await page.evaluate(COUNT_RUNS)
     moves = 0
     while time.monotonic() < until:
         before = await metric.inner_text()
-        runs = await page.evaluate(RUNS_DONE)
         await slider.focus()
         key = "ArrowRight" if (moves // 5) % 2 == 0 else "ArrowLeft"
         started = time.perf_counter()
         await page.keyboard.press(key)
         try:
+            deadline = time.monotonic() + args.move_timeout
+            while not (answered := [t for t in student.finished_at if t > started]):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("no script run finished")
+                await asyncio.sleep(0.02)
+            student.server_latencies.append(answered[0] - started)
             await page.wait_for_function(
-                ANSWERED, arg=runs, timeout=args.move_timeout * 1e3, polling=50
+                IDLE, arg=0, timeout=args.move_timeout * 1e3, polling=50
             )
             student.latencies.append(time.perf_counter() - started)
-            answered = [t for t in student.finished_at if t > started]
-            if answered:
-                student.server_latencies.append(answered[0] - started)
             if await metric.inner_text() == before:
                 student.unchanged += 1
         except Exception:  # noqa: BLE001 - Playwright's TimeoutError, closed page
@@ -471,112 +431,6 @@ async def run_class(url: str, students: list[Student], args, start: float) -> No
 # the training slots' semaphore (made in ui/train_panel.py; every other
 # semaphore is left as it is) and (2) each script run: full page or fragment,
 # wall time and the CPU time of its thread. The app itself is not changed.
-SERVER_HOOKS = """
-import importlib.abc
-import importlib.util
-import os
-import sys
-import threading
-import time
-
-_LOG = os.environ["LOSSVIZ_SERVER_LOG"]
-_MAKER = os.path.join("ui", "train_panel.py")
-_RUNNER = "streamlit.runtime.scriptrunner.script_runner"
-
-
-def _note(*words):
-    with open(_LOG, "a") as log:
-        log.write(" ".join(map(str, (f"{time.time():.6f}", *words))) + "\\n")
-
-
-class BoundedSemaphore(threading.BoundedSemaphore):
-    def __init__(self, value=1):
-        super().__init__(value)
-        self._lossviz_log = sys._getframe(1).f_code.co_filename.endswith(_MAKER)
-
-    def acquire(self, blocking=True, timeout=None):
-        got = super().acquire(blocking, timeout)
-        if got and self._lossviz_log:
-            _note("acquire")
-        return got
-
-    __enter__ = acquire
-
-    def release(self, n=1):
-        if self._lossviz_log:
-            _note("release")  # first, so that no acquire it allows comes before
-        super().release(n)
-
-
-threading.BoundedSemaphore = BoundedSemaphore
-
-
-def _time_runs(module):
-    run_script = module.ScriptRunner._run_script
-
-    def timed(self, rerun_data):
-        wall, cpu = time.perf_counter(), time.thread_time()
-        try:
-            return run_script(self, rerun_data)
-        finally:
-            kind = "fragment" if rerun_data.fragment_id_queue else "full"
-            _note(
-                "run",
-                kind,
-                f"{time.perf_counter() - wall:.6f}",
-                f"{time.thread_time() - cpu:.6f}",
-            )
-
-    module.ScriptRunner._run_script = timed
-
-
-class _AfterImport(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name != _RUNNER:
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        load = spec.loader.exec_module
-
-        def exec_module(module):
-            load(module)
-            _time_runs(module)
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-sys.meta_path.insert(0, _AfterImport())
-"""
-
-
-def server_log(path: Path) -> dict:
-    """What the server noted: training slots taken and held at once, and the
-    wall and CPU seconds of its full-page script runs."""
-    lines = (
-        [line.split() for line in path.read_text().splitlines()]
-        if path.exists()
-        else []
-    )
-    slots = sorted(
-        (float(w[0]), w[1] != "release", w[1])  # a release first at a tie
-        for w in lines
-        if w[1] in ("acquire", "release")
-    )
-    held = peak = taken = 0
-    for _, _, event in slots:
-        taken += event == "acquire"
-        held += 1 if event == "acquire" else -1
-        peak = max(peak, held)
-    runs = [w for w in lines if w[1] == "run" and w[2] == "full"]
-    return {
-        "taken": taken,
-        "peak": peak,
-        "run_wall": [float(w[3]) for w in runs],
-        "run_cpu": [float(w[4]) for w in runs],
-    }
-
-
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
     events = sorted(
         [(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals],
@@ -754,7 +608,7 @@ def main() -> int:
         dest="server_log",
         action="store_false",
         help="do not have the server note its training slots and script runs "
-        "(see SERVER_HOOKS)",
+        "(see benchmarks/server_notes.py)",
     )
     parser.add_argument(
         "--busy-browser",
@@ -770,14 +624,8 @@ def main() -> int:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = SHOTS.parent / f"app-{port}.log"
-    hooks = tempfile.TemporaryDirectory()
-    notes_path = Path(hooks.name) / "server.log"
-    if args.server_log:
-        (Path(hooks.name) / "sitecustomize.py").write_text(SERVER_HOOKS)
-        os.environ["LOSSVIZ_SERVER_LOG"] = str(notes_path)
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (hooks.name, os.environ.get("PYTHONPATH")) if p
-        )
+    hooks = contextlib.ExitStack()
+    notes_path = hooks.enter_context(server_notes.notes()) if args.server_log else None
     server = start_app(port)  # it passes our environment on
 
     def stop_server() -> None:
@@ -824,8 +672,8 @@ def main() -> int:
     finally:
         stop_server()
         signal.alarm(0)
-    notes = server_log(notes_path) if args.server_log else None
-    hooks.cleanup()
+    notes = server_notes.server_log(notes_path) if args.server_log else None
+    hooks.close()
     return report(
         students, sampler, cpu_before, log_path, notes, args, elapsed, timed_out
     )
