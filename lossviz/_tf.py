@@ -29,11 +29,6 @@ def _import_quietly():
 
         return tensorflow
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # oneDNN's kernel-registry lookups make the first op of every small eager
-    # call ~10x slower (measured: 160-185 ms vs 25-40 ms for a value and
-    # gradient on an 8x6 batch); the explorer lives on small eager calls.
-    # Set TF_ENABLE_ONEDNN_OPTS=1 to keep it.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         sys.stderr.flush()
         saved = os.dup(2)
