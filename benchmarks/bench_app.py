@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import os
 import statistics
 import subprocess
 import sys
@@ -34,6 +35,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# As app.py sets it for the explorer (the pages here run without app.py).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from benchmarks import server_notes  # noqa: E402
 from tests.browser.conftest import (  # noqa: E402

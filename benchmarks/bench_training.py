@@ -27,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# As app.py sets it for the explorer (the pages here run without app.py).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from ui.catalog import PAGE_DIR, page_names  # noqa: E402
 
