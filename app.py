@@ -42,11 +42,6 @@ def _warm_up_backend() -> threading.Thread:
     return thread
 
 
-def _url_value(value) -> str:
-    """A control's value as its URL parameter (floats as the pages print them)."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def home() -> None:
     st.title("lossviz")
     st.markdown(
@@ -72,7 +67,8 @@ def home() -> None:
                             icon=":material/school:",
                             query_params={
                                 **{
-                                    k: _url_value(v) for k, v in lesson.settings.items()
+                                    k: classroom.url_value(v)
+                                    for k, v in lesson.settings.items()
                                 },
                                 "lesson": lesson.title,
                             },

@@ -140,3 +140,19 @@ def test_numeric_looking_categories_stay_categories():
         ["2", "#2", "s0"], {"loss": [1, 2, 3]}, title="t", x_title="x", y_title="y"
     )
     assert fig.layout.xaxis.type == "category"
+
+
+def test_a_lesson_link_shows_its_note_on_the_first_run():
+    # As the landing page's link opens the page: the settings and the lesson
+    # in the URL, no state yet (the lessons are drawn above the controls).
+    at = AppTest.from_string(PAGE, default_timeout=30)
+    at.query_params["x"] = "4"
+    at.query_params["lesson"] = "big"
+    at.run()
+    assert at.slider(key="x").value == 4.0
+    assert "Look how large it is." in at.info[0].value
+    at = AppTest.from_string(PAGE, default_timeout=30)
+    at.query_params["x"] = "3"  # not the lesson's setting: no note
+    at.query_params["lesson"] = "big"
+    at.run()
+    assert not at.info

@@ -138,6 +138,20 @@ def secondary(label: str = "More on this", *, section: bool = False):
             yield
 
 
+def url_value(value) -> str:
+    """A control's value as a lesson link writes it in the URL."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _holds(key: str, value) -> bool:
+    """Whether the control ``key`` holds ``value``. The lessons are drawn
+    above the controls: on a page's first run from a lesson link the control
+    has no state yet, and its value is the one in the URL."""
+    if key in st.session_state:
+        return repr(st.session_state[key]) == repr(value)
+    return st.query_params.get(key) == url_value(value)
+
+
 def _apply(settings: dict, title: str) -> None:
     for key, value in settings.items():
         st.session_state[key] = value
@@ -162,10 +176,7 @@ def lessons(page_key: str, items: list[Lesson]) -> None:
     active = st.session_state.get(_LESSON) or st.query_params.get("lesson")
     for lesson in items:
         if lesson.title == active:
-            in_force = all(
-                repr(st.session_state.get(k)) == repr(v)
-                for k, v in lesson.settings.items()
-            )
+            in_force = all(_holds(k, v) for k, v in lesson.settings.items())
             if in_force:
                 st.info(
                     f"**{lesson.title}**: {lesson.notice}", icon=":material/school:"
