@@ -3,9 +3,11 @@
     .venv/bin/python -m benchmarks.bench_bpmll [--batch 256] [--labels 18 1000]
 
 Each form computes value and gradient of the mean loss (what a train step
-needs), eagerly and compiled with tf.function. Timings are interleaved
-(loop, pairwise, vectorised, loop, ...) so that load on a shared machine hits
-all three alike; medians and ratios are printed.
+needs), eagerly, compiled with tf.function, and compiled with XLA
+(``jit_compile=True``, which fuses the element-wise ops; Keras uses it for
+``model.fit`` where it can). The ratios compare each form at its fastest.
+Timings are interleaved (loop, pairwise, vectorised, loop, ...) so that load
+on a shared machine hits all three alike; medians and ratios are printed.
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ def main() -> None:
         compiled = {
             "pairwise (tf.function)": tf.function(value_and_grad(bpmll_loss_pairwise)),
             "vectorised (tf.function)": tf.function(value_and_grad(bpmll_loss)),
+            "pairwise (XLA)": tf.function(
+                value_and_grad(bpmll_loss_pairwise), jit_compile=True
+            ),
+            "vectorised (XLA)": tf.function(
+                value_and_grad(bpmll_loss), jit_compile=True
+            ),
         }
         eager = {
             "loop (eager)": value_and_grad(bpmll_loss_loop),
@@ -76,11 +84,20 @@ def main() -> None:
                 f"{num_labels:>7} {name:<26} {seconds:>10.6f} {seconds / base:>13.1f}x"
             )
         print(
-            f"{num_labels:>7} ratios: loop/vectorised = "
-            f"{results['loop (eager)'] / base:.0f}x, pairwise/vectorised = "
-            f"{results['pairwise (tf.function)'] / base:.1f}x (both compiled "
-            "where they can be)"
+            f"{num_labels:>7} ratios, each form at its fastest (the loop only "
+            f"runs eagerly): loop/vectorised = "
+            f"{results['loop (eager)'] / best(results, 'vectorised'):.0f}x, "
+            f"pairwise/vectorised = "
+            f"{best(results, 'pairwise') / best(results, 'vectorised'):.0f}x; "
+            f"with tf.function alone: "
+            f"{results['loop (eager)'] / base:.0f}x and "
+            f"{results['pairwise (tf.function)'] / base:.0f}x"
         )
+
+
+def best(results: dict[str, float], form: str) -> float:
+    """The fastest median of a form over the ways it was run."""
+    return min(s for name, s in results.items() if name.startswith(form))
 
 
 if __name__ == "__main__":
