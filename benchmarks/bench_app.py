@@ -242,7 +242,8 @@ def main() -> None:
                 notes[name] = app_notes
             browser_s, server_s = browser_latency(urls, notes, args.moves)
             report(
-                "Browser: key press on a slider -> its rerun finished, page idle",
+                "Browser: key press on a slider -> the server's finished message, "
+                "the next frame drawn",
                 browser_s,
             )
             report("Server: wall time of that script run (the server's note)", server_s)
