@@ -96,6 +96,16 @@ class RunWatch:
             self.page.wait_for_timeout(10)  # lets Playwright deliver the frames
         return self.finished[count]
 
+    def wait_for_run_after(self, moment: float, timeout: float = 60) -> None:
+        """Waits for a run that finished after ``moment`` (``perf_counter``):
+        after the last of several key presses, the run that shows them all
+        (a press during a run stops it and starts a new one)."""
+        deadline = time.monotonic() + timeout
+        while not self.finished or self.finished[-1] <= moment:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no script run finished within {timeout:.0f} s")
+            self.page.wait_for_timeout(10)
+
 
 def _free_port() -> int:
     with socket.socket() as s:

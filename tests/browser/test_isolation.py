@@ -7,6 +7,8 @@ before: its own controls, its own metrics, its own URL, no training curves.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.browser.conftest import RunWatch, wait_until_idle, watch_errors
@@ -93,6 +95,7 @@ def test_a_moved_control_stays_in_its_session(students):
     alice.locator(SLIDER).first.focus()
     for _ in range(3):
         alice.keyboard.press("ArrowRight")
+    alice.runs.wait_for_run_after(time.perf_counter(), timeout=120)
     wait_until_idle(alice)
     alice_after = _state(alice)
     assert alice_after["controls"] != alice_before["controls"]
