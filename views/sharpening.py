@@ -68,10 +68,12 @@ def loss_function(iterations, distance):
     """``fn(logits, power, target, embedding)``: the loss of ``softmax(logits)``.
 
     One graph per (iterations, distance), shared by every session; the power
-    and the data are tensors, so moving a slider never retraces it.
+    and the data are tensors, so moving a slider never retraces it. No
+    autograph: lossviz has no tensor-dependent Python control flow, and
+    converting its functions took about 3 s of the page's first run.
     """
 
-    @tf.function
+    @tf.function(autograph=False)
     def fn(logits, power, target, embedding):
         probs = sharpen.temperature_softmax(logits, 1.0)
         return sharpen.embedding_target_loss(
@@ -85,7 +87,7 @@ def loss_function(iterations, distance):
 def distribution_function(iterations, hard):
     """``fn(logits, power, seed)``: every sharpened form of ``softmax(logits)``."""
 
-    @tf.function
+    @tf.function(autograph=False)
     def fn(logits, power, seed):
         probs = sharpen.temperature_softmax(logits, 1.0)
         temperature = 1.0 / power**iterations
