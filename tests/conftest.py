@@ -6,8 +6,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 from lossviz._tf import tf  # noqa: E402
+
+# CI runs the property tests on a fixed sequence of examples (.ci/run sets
+# HYPOTHESIS_PROFILE=ci), so a red run can be repeated; runs elsewhere keep
+# exploring new examples.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_configure(config):
