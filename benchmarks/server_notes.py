@@ -13,6 +13,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 SERVER_HOOKS = """
 import importlib.abc
@@ -111,7 +112,7 @@ def server_log(path: Path) -> dict:
         taken += event == "acquire"
         held += 1 if event == "acquire" else -1
         peak = max(peak, held)
-    runs = [w for w in lines if w[1] == "run" and w[2] == "full"]
+    runs = _full_runs(lines)
     return {
         "taken": taken,
         "peak": peak,
@@ -126,19 +127,18 @@ def notes():
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "server.log"
         (Path(folder) / "sitecustomize.py").write_text(SERVER_HOOKS)
-        saved = {k: os.environ.get(k) for k in ("LOSSVIZ_SERVER_LOG", "PYTHONPATH")}
-        os.environ["LOSSVIZ_SERVER_LOG"] = str(path)
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (folder, saved["PYTHONPATH"]) if p
+        python_path = os.pathsep.join(
+            p for p in (folder, os.environ.get("PYTHONPATH")) if p
         )
-        try:
+        with mock.patch.dict(
+            os.environ, {"LOSSVIZ_SERVER_LOG": str(path), "PYTHONPATH": python_path}
+        ):
             yield path
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+
+
+def _full_runs(lines: list[list[str]]) -> list[list[str]]:
+    """The noted lines of full-page script runs: time, "run", "full", wall, CPU."""
+    return [w for w in lines if w[1:3] == ["run", "full"]]
 
 
 def run_times(path: Path, since: int = 0) -> tuple[list[float], int]:
@@ -148,7 +148,6 @@ def run_times(path: Path, since: int = 0) -> tuple[list[float], int]:
         return [], since
     with open(path) as log:
         log.seek(since)
-        lines = log.read().splitlines()
+        lines = [line.split() for line in log.read().splitlines()]
         end = log.tell()
-    runs = [w.split() for w in lines]
-    return [float(w[3]) for w in runs if w[1:3] == ["run", "full"]], end
+    return [float(w[3]) for w in _full_runs(lines)], end

@@ -89,22 +89,21 @@ class RunWatch:
     def wait_for_more(self, count: int, timeout: float = 60) -> float:
         """Waits until more than ``count`` runs have finished; returns when the
         first of them did (``time.perf_counter()``)."""
-        deadline = time.monotonic() + timeout
-        while len(self.finished) <= count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no script run finished within {timeout:.0f} s")
-            self.page.wait_for_timeout(10)  # lets Playwright deliver the frames
+        self._wait(lambda: len(self.finished) > count, timeout)
         return self.finished[count]
 
     def wait_for_run_after(self, moment: float, timeout: float = 60) -> None:
         """Waits for a run that finished after ``moment`` (``perf_counter``):
         after the last of several key presses, the run that shows them all
         (a press during a run stops it and starts a new one)."""
+        self._wait(lambda: bool(self.finished) and self.finished[-1] > moment, timeout)
+
+    def _wait(self, done, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while not self.finished or self.finished[-1] <= moment:
+        while not done():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no script run finished within {timeout:.0f} s")
-            self.page.wait_for_timeout(10)
+            self.page.wait_for_timeout(10)  # lets Playwright deliver the frames
 
 
 def _free_port() -> int:
