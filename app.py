@@ -6,6 +6,7 @@
 import gc
 import os
 import threading
+from pathlib import Path
 
 # oneDNN's kernel-registry lookups make the first op of every small eager call
 # about 10x slower (160-185 ms vs 25-40 ms for a value and gradient on an 8x6
@@ -20,6 +21,29 @@ import streamlit as st
 from ui import classroom
 from ui.catalog import PAGES, page_name
 from ui.lesson_plans import LESSONS
+
+
+@st.cache_resource
+def _compile_pages() -> None:
+    """Compiles every page into Streamlit's script cache, once per server,
+    before anything imports TensorFlow.
+
+    Importing TensorFlow compiles ~18,000 string annotations (typing's
+    ForwardRef), and CPython 3.11's compiler is not safe from two threads at
+    once: a page compiled for one session while another thread imports
+    TensorFlow can fail with "SystemError: AST constructor recursion depth
+    mismatch" (python/cpython#106905). It happened on a fresh server when a
+    loss page was opened during the background import. Compiled here, a page
+    is only ever read from the cache.
+    """
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None:  # bare mode: no server, no cache
+        return
+    here = Path(__file__).resolve().parent
+    for path, *_ in PAGES:
+        ctx.pages_manager.get_page_script_byte_code(str(here / path))
 
 
 @st.cache_resource
@@ -83,6 +107,7 @@ st.set_page_config(
     initial_sidebar_state="collapsed" if classroom.presenting_url() else "auto",
 )
 pages = [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES]
+_compile_pages()
 _warm_up_backend()
 navigation = st.navigation(
     [st.Page(home, title="Overview", icon=":material/home:", default=True), *pages]

@@ -70,3 +70,39 @@ st.navigation([st.Page({str(ROOT / path)!r}, title={title!r}, default=True)]).ru
     at = AppTest.from_string(router, default_timeout=180).run()
     assert not at.exception, at.exception
     assert at.title[0].value == title
+
+
+def test_every_page_is_compiled_before_the_backend_loads(monkeypatch):
+    # Compiling a page while another thread imports TensorFlow can fail on
+    # CPython 3.11 (python/cpython#106905), so the router compiles every page,
+    # under the very path Streamlit later asks for, before it starts the
+    # background import.
+    import threading
+
+    import streamlit as st
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+
+    events = []
+    get_bytecode, start = ScriptCache.get_bytecode, threading.Thread.start
+
+    def noting_compile(cache, script_path):
+        events.append(("compile", str(Path(script_path).resolve())))
+        return get_bytecode(cache, script_path)
+
+    def noting_start(thread):
+        events.append(("thread", thread.name))
+        return start(thread)
+
+    monkeypatch.setattr(ScriptCache, "get_bytecode", noting_compile)
+    monkeypatch.setattr(threading.Thread, "start", noting_start)
+    st.cache_resource.clear()  # as on a fresh server
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception, at.exception
+    warm_up = events.index(("thread", "lossviz-warm-up"))
+    compiled = {path for kind, path in events[:warm_up] if kind == "compile"}
+    assert {str((ROOT / path).resolve()) for path, *_ in PAGES} <= compiled
+    for path, *_ in PAGES:  # the path Streamlit compiles when the page opens
+        del events[:]
+        at.switch_page(path).run()
+        assert not at.exception, at.exception
+        assert [p for kind, p in events if kind == "compile"][0] in compiled
