@@ -112,8 +112,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(port: int) -> subprocess.Popen:
-    """Starts the app on loopback; its log goes to artifacts/app-PORT.log."""
+def start_app(port: int, script: Path = ROOT / "app.py") -> subprocess.Popen:
+    """Starts the app (or another Streamlit ``script``) on loopback, as
+    `make run` does; its log goes to artifacts/app-PORT.log."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     SHOTS.parent.mkdir(parents=True, exist_ok=True)
     log = open(SHOTS.parent / f"app-{port}.log", "w")  # noqa: SIM115
@@ -123,7 +124,7 @@ def start_app(port: int) -> subprocess.Popen:
             "-m",
             "streamlit",
             "run",
-            str(ROOT / "app.py"),
+            str(script),
             "--server.headless=true",
             "--server.address=127.0.0.1",
             f"--server.port={port}",
