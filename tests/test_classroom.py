@@ -1,6 +1,7 @@
 """Presenter mode, predict-then-reveal, lessons and chart summaries."""
 
 import numpy as np
+import plotly.io as pio
 from streamlit.testing.v1 import AppTest
 
 from ui import charts
@@ -22,6 +23,9 @@ x = ui.slider("x", key="x", value=2.0, min_value=0.0, max_value=5.0, step=0.5)
 ui.metric("loss", x * x)
 with ui.secondary():
     st.markdown("details")
+with ui.secondary("Curve", section=True):
+    curve = {"loss": [x, x * x]}
+    ui.plot(ui.charts.line([0, 1], curve, title="loss", x_title="t", y_title="loss"))
 """
 
 
@@ -57,11 +61,25 @@ def test_presenter_mode_folds_secondary_material_and_survives_reruns():
     assert not at.expander
     at.toggle(key="present").set_value(True).run()
     # The intro ("What to try") and the page's secondary material fold away.
-    assert [e.label for e in at.expander] == ["What to try", "More on this"]
+    assert [e.label for e in at.expander] == ["What to try", "More on this", "Curve"]
     at.slider(key="x").set_value(3.0).run()
     assert at.toggle(key="present").value is True
-    assert len(at.expander) == 2
+    assert len(at.expander) == 3
     assert not at.exception
+
+
+def test_folded_section_sends_no_chart_until_unfolded():
+    at = AppTest.from_string(PAGE, default_timeout=30).run()
+    assert len(at.get("plotly_chart")) == 1  # a section, not folded
+    at.toggle(key="present").set_value(True).run()
+    assert not at.get("plotly_chart")
+    at.slider(key="x").set_value(3.0).run()
+    assert not at.get("plotly_chart")
+    assert at.expander(key="fold:Curve").label == "Curve"
+    at.session_state["fold:Curve"] = True  # what unfolding it does
+    at.run()
+    (chart,) = at.get("plotly_chart")
+    np.testing.assert_array_equal(pio.from_json(chart.proto.spec).data[0].y, [3, 9])
 
 
 def test_series_summary_names_change_and_where_it_breaks():

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -22,6 +23,8 @@ PRESENT_KEY = "present"
 PREDICT_KEY = "predict"
 _REVEALED = "_lossviz_revealed"
 _LESSON = "_lossviz_lesson"
+# Per script run (each session runs in its own thread, with its own context).
+_FOLDED = contextvars.ContextVar("lossviz_folded", default=False)
 
 PRESENTER_CSS = """
 <style>
@@ -126,16 +129,29 @@ def secondary(label: str = "More on this", *, section: bool = False):
     """Material beyond the main idea; folded into an expander when presenting.
 
     With ``section=True`` the label is the section's heading: a subheader in
-    the page, the expander's label in presenter mode.
+    the page, the expander's label in presenter mode. While the expander is
+    folded, the charts in it are not sent (``ui.plot`` skips them; unfolding
+    reruns the page): the browser redraws every chart whose figure changed,
+    folded or not, at about 60-100 ms a chart here, and a slider move in
+    presenter mode should redraw only what the class sees.
     """
     if presenting():
-        with st.expander(label):
-            yield
+        with st.expander(label, key=f"fold:{label}", on_change="rerun") as box:
+            token = _FOLDED.set(not box.open)
+            try:
+                yield
+            finally:
+                _FOLDED.reset(token)
     else:
         with st.container():
             if section:
                 st.subheader(label, divider="gray")
             yield
+
+
+def folded() -> bool:
+    """Whether we are drawing inside a folded ``secondary`` section."""
+    return _FOLDED.get()
 
 
 def url_value(value) -> str:

@@ -92,6 +92,8 @@ def plot(fig, *, summary: str | None = None, **kwargs) -> None:
     """Draws a plotly figure in the page width, following the app's theme,
     with a one-line text summary of what it shows below it (from the figure's
     own data unless ``summary`` is given)."""
+    if classroom.folded():  # unfolding reruns the page and draws it
+        return
     if classroom.hidden():
         st.info(
             "Chart hidden: predict first, then press Reveal.",
