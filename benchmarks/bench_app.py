@@ -1,6 +1,7 @@
 """How fast the explorer feels: rerun cost, slider latency, cold start.
 
     .venv/bin/python -m benchmarks.bench_app [--moves 20] [--skip-browser]
+        [--cold-repeats 3] [--present]
 
 Three tables, each measured side by side with a one-line baseline page (a
 slider and a metric, the floor Streamlit itself sets) in the same run:
@@ -216,6 +217,11 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=20)
     parser.add_argument("--skip-browser", action="store_true")
     parser.add_argument("--cold-repeats", type=int, default=3)
+    parser.add_argument(
+        "--present",
+        action="store_true",
+        help="also the browser latency of each page in presenter mode",
+    )
     args = parser.parse_args()
     report("Server-side rerun after a slider move (AppTest)", rerun_times(args.moves))
     if args.skip_browser:
@@ -250,6 +256,9 @@ def main() -> None:
             for name in PAGES:
                 urls[name] = f"http://127.0.0.1:{app_port}/{name}"
                 notes[name] = app_notes
+                if args.present:  # beside it, in the same run
+                    urls[f"{name} (present)"] = f"{urls[name]}?present=true"
+                    notes[f"{name} (present)"] = app_notes
             browser_s, server_s = browser_latency(urls, notes, args.moves)
             report(
                 "Browser: key press on a slider -> the server's finished message, "
