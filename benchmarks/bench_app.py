@@ -29,7 +29,6 @@ import contextlib
 import gc
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -233,21 +232,7 @@ def main() -> None:
         app_notes = stack.enter_context(server_notes.notes())
         app = start_app(app_port)
         base_notes = stack.enter_context(server_notes.notes())
-        base = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(baseline),
-                "--server.headless=true",
-                f"--server.port={base_port}",
-                "--server.address=127.0.0.1",
-                "--server.fileWatcherType=none",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        base = start_app(base_port, baseline)
         try:
             wait_for_health(f"http://127.0.0.1:{app_port}")
             wait_for_health(f"http://127.0.0.1:{base_port}")

@@ -4,8 +4,9 @@
 
 Four small pages, each a slider, a metric and line charts drawn as the pages
 draw them (``ui.charts.line`` through ``ui.plot``), served side by side and
-moved in turn in one headless chromium (the measure of bench_app: key press
--> the server's "script finished" message -> the next frame drawn):
+moved in turn in one headless chromium, measured as bench_app measures the
+pages (key press -> the server's "script finished" message -> the next frame
+drawn; and the server's own time for that run):
 
 - one chart whose curve follows the slider;
 - six such charts;
@@ -21,25 +22,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_app import NEXT_FRAME, SLIDER, report  # noqa: E402
-from tests.browser.conftest import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    RunWatch,
-    _free_port,
-    wait_for_health,
-    wait_until_idle,
-)
+from benchmarks import server_notes  # noqa: E402
+from benchmarks.bench_app import browser_latency, report  # noqa: E402
+from tests.browser.conftest import _free_port, start_app, wait_for_health  # noqa: E402
 
 PAGE = """
 import numpy as np
@@ -66,72 +58,26 @@ VARIANTS = {
 }
 
 
-def latency(urls: dict[str, str], moves: int) -> dict[str, list[float]]:
-    from playwright.sync_api import sync_playwright
-
-    times = {name: [] for name in urls}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        pages = {}
-        for name, url in urls.items():
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.runs = RunWatch(page)
-            page.goto(url)
-            wait_until_idle(page, timeout=120_000)
-            pages[name] = page
-        for i in range(moves):  # interleaved across the variants
-            for name, page in pages.items():
-                slider = page.locator(SLIDER).first
-                slider.focus()
-                done = len(page.runs.finished)
-                start = time.perf_counter()
-                page.keyboard.press("ArrowRight" if (i // 5) % 2 == 0 else "ArrowLeft")
-                page.runs.wait_for_more(done, timeout=60)
-                page.evaluate(NEXT_FRAME)
-                times[name].append(time.perf_counter() - start)
-                wait_until_idle(page, timeout=60_000, quiet_ms=50)
-        browser.close()
-    return times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        urls = {}
+        urls, notes = {}, {}
         for n, (name, (charts, follow)) in enumerate(VARIANTS.items()):
             script = Path(tmp) / f"variant_{n}.py"
             script.write_text(PAGE.format(charts=charts, follow=follow))
             port = _free_port()
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "streamlit",
-                    "run",
-                    str(script),
-                    "--server.headless=true",
-                    f"--server.port={port}",
-                    "--server.address=127.0.0.1",
-                    "--server.fileWatcherType=none",
-                ],
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            notes[name] = stack.enter_context(server_notes.notes())
+            server = start_app(port, script)
             stack.callback(server.wait, timeout=10)
             stack.callback(server.terminate)
             urls[name] = f"http://127.0.0.1:{port}"
         for url in urls.values():
             wait_for_health(url)
-        report(
-            "Browser: key press -> finished message -> next frame drawn",
-            latency(urls, args.moves),
-        )
+        browser_s, server_s = browser_latency(urls, notes, args.moves)
+    report("Browser: key press -> finished message -> next frame drawn", browser_s)
+    report("Server: wall time of that script run (the server's note)", server_s)
 
 
 if __name__ == "__main__":
