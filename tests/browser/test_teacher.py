@@ -73,3 +73,30 @@ def test_presenter_mode_from_the_url(app_url, browser, scheme):
     shot = screenshot(page, f"presenter-{name}-{scheme}")
     assert shot.stat().st_size > 10_000
     context.close()
+
+
+def test_a_folded_section_draws_its_charts_when_unfolded(app_url, page):
+    # Presenter mode sends no chart of a folded section (a slider move would
+    # redraw it unseen); one click on the section draws them, and they stay
+    # through the next slider move.
+    charts = "[data-testid='stPlotlyChart']"
+    page.goto(f"{app_url}/sampled_softmax?present=true")
+    wait_until_idle(page, timeout=180_000)
+    folded = page.locator(charts).count()
+    section = page.locator("[data-testid='stExpander']").filter(has_text="Gradients")
+    assert section.locator(charts).count() == 0
+    section.locator("summary").click()
+    section.locator(charts).nth(1).wait_for(timeout=120_000)
+    wait_until_idle(page, timeout=120_000)
+    assert page.locator(charts).count() == folded + 2
+    slider = page.locator("[data-testid='stMain'] [data-testid='stSlider'] input")
+    slider.first.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        """() => [...document.querySelectorAll("[data-testid='stExpander']")]
+            .some((e) => e.innerText.includes("S = 128"))""",
+        timeout=120_000,
+    )
+    wait_until_idle(page, timeout=120_000)
+    assert section.locator(charts).count() == 2
+    _assert_clean(page)
