@@ -15,11 +15,9 @@ slider and a metric, the floor Streamlit itself sets) in the same run:
    time for that script run (noted by the server, see
    ``benchmarks/server_notes.py``): the server-side time of a rerun after a
    slider move;
-3. cold start: the server started -> landing page drawn, and -> the first
-   loss page drawn (the browser launched at the start, as a user's), for
-   `make run` (``serve.py``: TensorFlow's import starts with the server) and
-   plain ``streamlit run app.py`` (it starts with the first session),
-   alternated, ``--cold-repeats`` times each.
+3. cold start: ``streamlit run app.py`` -> landing page drawn, and -> the
+   first loss page drawn (the browser launched at the start, as a user's),
+   beside the one-slider page, alternated, ``--cold-repeats`` times each.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ import plotly.io as pio
 from streamlit.testing.v1 import AppTest
 
 from ui import charts
+from ui.classroom import fold_key
 from ui.summary import describe_series, summarize
 
 PAGE = """
@@ -75,8 +76,8 @@ def test_folded_section_sends_no_chart_until_unfolded():
     assert not at.get("plotly_chart")
     at.slider(key="x").set_value(3.0).run()
     assert not at.get("plotly_chart")
-    assert at.expander(key="fold:Curve").label == "Curve"
-    at.session_state["fold:Curve"] = True  # what unfolding it does
+    assert at.expander(key=fold_key("Curve")).label == "Curve"
+    at.session_state[fold_key("Curve")] = True  # what unfolding it does
     at.run()
     (chart,) = at.get("plotly_chart")
     np.testing.assert_array_equal(pio.from_json(chart.proto.spec).data[0].y, [3, 9])

@@ -4,6 +4,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ui.catalog import PAGE_DIR, page_names
+from ui.classroom import fold_key
 from ui.lesson_plans import LESSONS
 
 CASES = [(page, lesson) for page, lessons in LESSONS.items() for lesson in lessons]
@@ -50,7 +51,7 @@ def test_presenter_mode_keeps_one_idea_on_screen(page):
     # move); unfolding brings every chart back.
     assert len(at.get("plotly_chart")) < charts
     for label in folded:
-        at.session_state[f"fold:{label}"] = True
+        at.session_state[fold_key(label)] = True
     at.run()
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == charts

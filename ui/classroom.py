@@ -136,7 +136,7 @@ def secondary(label: str = "More on this", *, section: bool = False):
     presenter mode should redraw only what the class sees.
     """
     if presenting():
-        with st.expander(label, key=f"fold:{label}", on_change="rerun") as box:
+        with st.expander(label, key=fold_key(label), on_change="rerun") as box:
             token = _FOLDED.set(not box.open)
             try:
                 yield
@@ -147,6 +147,12 @@ def secondary(label: str = "More on this", *, section: bool = False):
             if section:
                 st.subheader(label, divider="gray")
             yield
+
+
+def fold_key(label: str) -> str:
+    """The session-state key of the presenter-mode expander of ``label``:
+    True while it is unfolded."""
+    return f"fold:{label}"
 
 
 def folded() -> bool:
