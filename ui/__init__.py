@@ -18,7 +18,12 @@ from ui.controls import (
     toggle,
 )
 from ui.layout import format_value, header, metric, nonfinite_note, plot, use_it
+from ui.runtime import keep_compiled_kernels
 from ui.train_panel import train_panel
+
+# Every page imports ui: from then on the server keeps TensorFlow's compiled
+# kernels between runs (see ui/runtime.py).
+keep_compiled_kernels()
 
 cache_data = st.cache_data
 cache_resource = st.cache_resource
