@@ -1,7 +1,7 @@
 """How fast the explorer feels: rerun cost, slider latency, cold start.
 
     .venv/bin/python -m benchmarks.bench_app [--moves 20] [--skip-browser]
-        [--cold-repeats 3] [--present]
+        [--cold-repeats 3] [--present] [--against REV]
 
 Three tables, each measured side by side with a one-line baseline page (a
 slider and a metric, the floor Streamlit itself sets) in the same run:
@@ -18,6 +18,10 @@ slider and a metric, the floor Streamlit itself sets) in the same run:
 3. cold start: ``streamlit run app.py`` -> landing page drawn, and -> the
    first loss page drawn (the browser launched at the start, as a user's),
    beside the one-slider page, alternated, ``--cold-repeats`` times each.
+
+With ``--against REV`` the app as of git revision REV (checked out into a
+temporary worktree) is served too, and its pages are moved beside this
+tree's in table 2, in the same browser: a change's effect, side by side.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import contextlib
 import gc
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -213,11 +218,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=20)
     parser.add_argument("--skip-browser", action="store_true")
-    parser.add_argument("--cold-repeats", type=int, default=3)
+    parser.add_argument(
+        "--cold-repeats", type=int, default=3, help="0 leaves the cold start out"
+    )
     parser.add_argument(
         "--present",
         action="store_true",
         help="also the browser latency of each page in presenter mode",
+    )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also serve the app as of this git revision and move its pages "
+        "beside this tree's",
     )
     args = parser.parse_args()
     report("Server-side rerun after a slider move (AppTest)", rerun_times(args.moves))
@@ -242,6 +255,19 @@ def main() -> None:
                 if args.present:  # beside it, in the same run
                     urls[f"{name} (present)"] = f"{urls[name]}?present=true"
                     notes[f"{name} (present)"] = app_notes
+            if args.against:
+                other = stack.enter_context(worktree(args.against, Path(tmp)))
+                other_port = _free_port()
+                other_notes = stack.enter_context(server_notes.notes())
+                other_app = start_app(other_port, other / "app.py", cwd=other)
+                stack.callback(other_app.wait, timeout=10)
+                stack.callback(other_app.terminate)
+                wait_for_health(f"http://127.0.0.1:{other_port}")
+                for name in PAGES:
+                    urls[f"{name} @{args.against}"] = (
+                        f"http://127.0.0.1:{other_port}/{name}"
+                    )
+                    notes[f"{name} @{args.against}"] = other_notes
             browser_s, server_s = browser_latency(urls, notes, args.moves)
             report(
                 "Browser: key press on a slider -> the server's finished message, "
@@ -256,7 +282,26 @@ def main() -> None:
     report_cold_start(args.cold_repeats)
 
 
+@contextlib.contextmanager
+def worktree(rev: str, parent: Path):
+    """A detached git worktree of ``rev`` under ``parent``, removed after."""
+    path = parent / "against"
+    subprocess.run(
+        ["git", "worktree", "add", "--quiet", "--detach", str(path), rev],
+        cwd=ROOT,
+        check=True,
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False
+        )
+
+
 def report_cold_start(repeats: int) -> None:
+    if repeats < 1:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         baseline = Path(tmp) / "baseline.py"
         baseline.write_text(BASELINE)

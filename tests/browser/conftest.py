@@ -112,9 +112,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(port: int, script: Path = ROOT / "app.py") -> subprocess.Popen:
+def start_app(
+    port: int, script: Path = ROOT / "app.py", cwd: Path = ROOT
+) -> subprocess.Popen:
     """Starts the app (or another Streamlit ``script``) on loopback, as
-    `make run` does; its log goes to artifacts/app-PORT.log."""
+    `make run` does, from ``cwd`` (another checkout of the app, say); its log
+    goes to artifacts/app-PORT.log."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     SHOTS.parent.mkdir(parents=True, exist_ok=True)
     log = open(SHOTS.parent / f"app-{port}.log", "w")  # noqa: SIM115
@@ -131,7 +134,7 @@ def start_app(port: int, script: Path = ROOT / "app.py") -> subprocess.Popen:
             "--server.fileWatcherType=none",
             "--browser.gatherUsageStats=false",
         ],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
