@@ -7,8 +7,8 @@ imported it calls ``keras.backend.clear_session()``
 cache (``context.clear_kernel_cache()``) and runs a full ``gc.collect()``. The
 explorer's numbers come from compiled ``tf.function`` graphs that live across
 runs, and with the kernel cache emptied each of them rebuilds its kernels at
-its first call in the next run: the sampled-softmax sampler, for one, takes
-70-110 ms per call instead of 1 ms, on every slider move.
+its first call in the next run: on the sampled-softmax page the sampler took
+75-150 ms per call instead of 1.5-7 ms, on every slider move.
 
 The pages keep no Keras state that needs clearing between runs (models are
 built inside training runs, which seed themselves; nothing sets a global
