@@ -30,6 +30,7 @@ import time
 import keras
 import numpy as np
 
+from benchmarks.bench_sampled_train_step import parse_sizes, size_parser
 from lossviz._tf import tf
 from lossviz.optimizers import LazyAdam
 from lossviz.sampled import log_uniform_candidate_sampler, sampled_softmax_loss
@@ -38,24 +39,8 @@ QUICK = dict(vocab=20_000, dim=64, batch=32, num_sampled=200, repeats=5)
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vocab", type=int, default=200_000)
-    parser.add_argument("--dim", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--num-sampled", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="small sizes for a smoke run: "
-        + ", ".join(f"{k}={v}" for k, v in QUICK.items()),
-    )
-    args = parser.parse_args()
-    if args.quick:
-        for key, value in QUICK.items():
-            setattr(args, key, value)
-    return args
+    parser = size_parser(__doc__.splitlines()[0], QUICK, repeats=30)
+    return parse_sizes(parser, QUICK)
 
 
 def parts(args) -> dict[str, object]:

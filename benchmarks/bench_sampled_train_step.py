@@ -47,27 +47,42 @@ from lossviz.sampled import full_softmax_loss, sampled_softmax_loss
 QUICK = dict(vocab=20_000, dim=64, batch=32, num_sampled=200, repeats=5, warmup=2)
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def size_parser(
+    description: str, quick: dict, repeats: int
+) -> argparse.ArgumentParser:
+    """The sizes of the issue's train step (V, D, B, S), a seed, ``--repeats``
+    and ``--quick`` (``quick``'s small sizes, for a smoke run)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--vocab", type=int, default=200_000)
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--num-sampled", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=20, help="timed steps per row")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per row")
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument(
+        "--repeats", type=int, default=repeats, help="timed calls per row"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--quick",
         action="store_true",
         help="small sizes for a smoke run: "
-        + ", ".join(f"{k}={v}" for k, v in QUICK.items()),
+        + ", ".join(f"{k}={v}" for k, v in quick.items()),
     )
+    return parser
+
+
+def parse_sizes(parser: argparse.ArgumentParser, quick: dict) -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
-        for key, value in QUICK.items():
+        for key, value in quick.items():
             setattr(args, key, value)
     return args
+
+
+def parse_args() -> argparse.Namespace:
+    parser = size_parser(__doc__.splitlines()[0], QUICK, repeats=20)
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per row")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    return parse_sizes(parser, QUICK)
 
 
 def make_train_step(loss_fn, optimizer, kernel, bias, labels, inputs, jit=False):
