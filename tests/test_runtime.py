@@ -41,6 +41,8 @@ def run_twice():
 
 
 def test_importing_ui_replaces_streamlits_post_run_cleaning():
+    # None would mean this Streamlit no longer has the function we replace.
+    assert callable(runtime.STREAMLIT_CLEAN)
     assert script_runner._clean_problem_modules is not runtime.STREAMLIT_CLEAN
     assert (
         script_runner._clean_problem_modules

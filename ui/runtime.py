@@ -23,8 +23,10 @@ import sys
 
 from streamlit.runtime.scriptrunner import script_runner
 
-# Streamlit's own, kept for tests and for anyone who wants it back.
-STREAMLIT_CLEAN = script_runner._clean_problem_modules
+# Streamlit's own, kept for tests and for anyone who wants it back; None if a
+# Streamlit release renames it (then there is nothing to swap, and the app
+# runs as Streamlit does; tests/test_runtime.py fails to say so).
+STREAMLIT_CLEAN = getattr(script_runner, "_clean_problem_modules", None)
 
 
 def _clean_problem_modules_but_keras() -> None:
@@ -43,4 +45,6 @@ def keep_compiled_kernels() -> None:
     Idempotent; affects this server process (every session) from the next
     run's end on.
     """
+    if STREAMLIT_CLEAN is None:
+        return
     script_runner._clean_problem_modules = _clean_problem_modules_but_keras
