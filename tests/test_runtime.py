@@ -11,8 +11,6 @@ from ui import runtime
 
 # What every page does: import Keras (through lossviz) and ui.
 SCRIPT = """
-import sys
-
 import keras
 import streamlit as st
 import ui
