@@ -4,6 +4,7 @@
 """
 
 import gc
+import importlib
 import os
 import threading
 from pathlib import Path
@@ -18,32 +19,19 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import streamlit as st
 
-from ui import classroom
+from ui import classroom, streamlit_internals
 from ui.catalog import PAGES, page_name
-from ui.lesson_plans import LESSONS
+
+HERE = Path(__file__).resolve().parent
 
 
-@st.cache_resource
-def _compile_pages() -> None:
-    """Compiles every page into Streamlit's script cache, once per server,
-    before anything imports TensorFlow.
-
-    Importing TensorFlow compiles ~18,000 string annotations (typing's
-    ForwardRef), and CPython 3.11's compiler is not safe from two threads at
-    once: a page compiled for one session while another thread imports
-    TensorFlow can fail with "SystemError: AST constructor recursion depth
-    mismatch" (python/cpython#106905). It happened on a fresh server when a
-    loss page was opened during the background import. Compiled here, a page
-    is only ever read from the cache.
-    """
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-    ctx = get_script_run_ctx()
-    if ctx is None:  # bare mode: no server, no cache
-        return
-    here = Path(__file__).resolve().parent
-    for path, *_ in PAGES:
-        ctx.pages_manager.get_page_script_byte_code(str(here / path))
+def content(path: str):
+    """A page's content module (its controls, lessons and words), or None.
+    These import no TensorFlow, so the landing page draws at once."""
+    try:
+        return importlib.import_module(f"views.content.{page_name(path)}")
+    except ModuleNotFoundError:
+        return None
 
 
 @st.cache_resource
@@ -56,6 +44,12 @@ def _warm_up_backend() -> threading.Thread:
 
     def load():
         import lossviz  # noqa: F401
+
+        for path, *_ in PAGES:
+            try:
+                importlib.import_module(f"lossviz.explore.{page_name(path)}")
+            except ModuleNotFoundError:  # the check page has no explore module
+                pass
 
         # TensorFlow leaves ~400k long-lived objects: keep them out of every
         # later garbage collection, which otherwise costs ~0.4 s on a rerun.
@@ -79,7 +73,8 @@ def home() -> None:
         with st.container(border=True):
             st.page_link(page, label=f"**{title}**", icon=page.icon)
             st.markdown(blurb)
-            lessons = LESSONS.get(page_name(path), [])
+            words = CONTENT[path]
+            lessons = getattr(words, "LESSONS", ())
             if lessons:
                 columns = st.columns(len(lessons) + 1)
                 columns[0].caption("Lessons:")
@@ -89,13 +84,9 @@ def home() -> None:
                             page,
                             label=lesson.title,
                             icon=":material/school:",
-                            query_params={
-                                **{
-                                    k: classroom.url_value(v)
-                                    for k, v in lesson.settings.items()
-                                },
-                                "lesson": lesson.title,
-                            },
+                            query_params=classroom.lesson_links(
+                                words.CONTROLS, lesson
+                            ),
                         )
 
 
@@ -107,7 +98,10 @@ st.set_page_config(
     initial_sidebar_state="collapsed" if classroom.presenting_url() else "auto",
 )
 pages = [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES]
-_compile_pages()
+streamlit_internals.install(HERE / path for path, *_ in PAGES)
+# Imported (so compiled) before TensorFlow's background import, for the same
+# reason as the pages.
+CONTENT = {path: content(path) for path, *_ in PAGES}
 _warm_up_backend()
 navigation = st.navigation(
     [st.Page(home, title="Overview", icon=":material/home:", default=True), *pages]

@@ -1,54 +1,71 @@
-"""Streamlit-only helpers for the lossviz pages: controls, charts, layout.
+"""Streamlit-only helpers for the lossviz pages: controls, figures, layout,
+the train panel and the classroom.
 
-Arrows point one way: pages -> ui -> lossviz. Nothing here computes a loss.
+Arrows point one way: views -> ui -> lossviz.explore. Nothing here computes a
+loss, and nothing here imports TensorFlow or Keras. Streamlit's internals are
+touched only by ``ui.streamlit_internals``, which the router installs.
 """
+
+from __future__ import annotations
 
 import streamlit as st
 
-from ui import charts
-from ui.classroom import Lesson, lessons, presenting, secondary
+from ui import figures
+from ui.classroom import Lesson, presenting, secondary
 from ui.controls import (
-    number_input,
-    radio,
+    Choice,
+    Controls,
+    Number,
+    Slider,
+    Toggle,
+    Values,
     reset_button,
     seed,
-    select_slider,
-    selectbox,
-    slider,
-    toggle,
 )
-from ui.layout import format_value, header, metric, nonfinite_note, plot, use_it
-from ui.runtime import keep_compiled_kernels
+from ui.figures import charts
+from ui.layout import (
+    format_value,
+    header,
+    metric,
+    metrics,
+    nonfinite_note,
+    plot,
+    use_it,
+)
 from ui.train_panel import train_panel
 
-# Every page imports ui: from then on the server keeps TensorFlow's compiled
-# kernels between runs (see ui/runtime.py).
-keep_compiled_kernels()
 
-cache_data = st.cache_data
-cache_resource = st.cache_resource
+def cached(function=None, *, max_entries: int = 256):
+    """Caches ``function``'s result per arguments for every session of the
+    server, without copying it: the explore layer returns frozen dataclasses
+    of numpy arrays and figures that no page changes. Keyed on the
+    arguments' values (a frozen settings object, a seed)."""
+    if function is None:
+        return lambda f: cached(f, max_entries=max_entries)
+    return st.cache_resource(function, show_spinner=False, max_entries=max_entries)
+
 
 __all__ = [
+    "Choice",
+    "Controls",
     "Lesson",
-    "lessons",
-    "presenting",
-    "secondary",
-    "cache_data",
-    "cache_resource",
+    "Number",
+    "Slider",
+    "Toggle",
+    "Values",
+    "cached",
     "charts",
+    "figures",
     "format_value",
     "header",
     "metric",
+    "metrics",
     "nonfinite_note",
-    "number_input",
     "plot",
-    "radio",
+    "presenting",
     "reset_button",
+    "secondary",
     "seed",
-    "select_slider",
-    "selectbox",
-    "slider",
-    "toggle",
     "train_panel",
     "use_it",
 ]

@@ -15,7 +15,7 @@ PAGE_DIR = "views"
 
 PAGES = [
     (
-        "views/sharpening.py",
+        "views/sharpen.py",
         "Softmax → one-hot",
         ":material/bolt:",
         "Sharpen a softmax by a power or a temperature before an embedding lookup: "
@@ -23,7 +23,7 @@ PAGES = [
         "gradient vanishes anyway. Straight-through and Gumbel-softmax beside them.",
     ),
     (
-        "views/sampled_softmax.py",
+        "views/sampled.py",
         "Sampled softmax",
         ":material/casino:",
         "Train a language model over a large vocabulary with "
@@ -31,7 +31,7 @@ PAGES = [
         "how much time it saves, as a Keras layer.",
     ),
     (
-        "views/sequence_masking.py",
+        "views/sequence.py",
         "Sequence masking and class weights",
         ":material/format_list_numbered:",
         "The seq2seq model that predicts only the end token: padding masks, "

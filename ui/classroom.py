@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from ui import controls
+from ui import controls as control_state
 
 PRESENT_KEY = "present"
 PREDICT_KEY = "predict"
@@ -38,7 +38,12 @@ html { font-size: 21px; }
 
 @dataclass(frozen=True)
 class Lesson:
-    """A named state of a page's controls that tells a story."""
+    """A named state of a page's controls that tells a story.
+
+    ``settings`` names controls of the page's declaration (``ui.Controls``),
+    not their URL keys: ``Controls.settings`` turns them into keys, checking
+    each value against its control.
+    """
 
     title: str
     settings: dict = field(default_factory=dict)
@@ -82,7 +87,7 @@ def apply_presenter_style() -> None:
 
 
 def _signature() -> tuple:
-    keys = sorted(st.session_state.get(controls.CONTROLS, {}))
+    keys = sorted(st.session_state.get(control_state.CONTROLS, {}))
     return tuple((k, repr(st.session_state.get(k))) for k in keys)
 
 
@@ -180,10 +185,17 @@ def _apply(settings: dict, title: str) -> None:
     st.session_state[_LESSON] = title
 
 
-def lessons(page_key: str, items: list[Lesson]) -> None:
+def lesson_links(controls, lesson: Lesson) -> dict[str, str]:
+    """The query parameters of a link that opens the page at ``lesson``."""
+    keyed = controls.keyed(lesson.settings)
+    return {**{k: url_value(v) for k, v in keyed.items()}, "lesson": lesson.title}
+
+
+def lessons(controls, items) -> None:
     """A row of lesson buttons and the note of the lesson in force."""
     if not items:
         return
+    page_key = controls.slug
     st.markdown("**Lessons**: one click sets the controls; then read the note.")
     columns = st.columns(len(items))
     for column, lesson in zip(columns, items, strict=True):
@@ -191,14 +203,15 @@ def lessons(page_key: str, items: list[Lesson]) -> None:
             lesson.title,
             key=f"lesson_{page_key}_{lesson.title}",
             on_click=_apply,
-            args=(lesson.settings, lesson.title),
+            args=(controls.settings(lesson.settings), lesson.title),
             width="stretch",
         )
     # A lesson link from the landing page names its lesson in the URL.
     active = st.session_state.get(_LESSON) or st.query_params.get("lesson")
     for lesson in items:
         if lesson.title == active:
-            in_force = all(_holds(k, v) for k, v in lesson.settings.items())
+            keyed = controls.settings(lesson.settings)
+            in_force = all(_holds(k, v) for k, v in keyed.items())
             if in_force:
                 st.info(
                     f"**{lesson.title}**: {lesson.notice}", icon=":material/school:"

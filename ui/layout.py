@@ -5,15 +5,13 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
-from ui import classroom, controls
-from ui.lesson_plans import LESSONS
+from ui import classroom
+from ui import controls as control_state
 from ui.summary import summarize
 
 _NONFINITE_HELP = (
@@ -28,12 +26,12 @@ def header(
     formula: str | None = None,
     intro: str | None = None,
     *,
-    page: str | None = None,
+    controls=None,
+    lessons=(),
 ) -> None:
     """The page title, its formula (LaTeX), a few sentences of what to try,
-    and the page's lessons (``ui.lesson_plans.LESSONS[page]``; ``page`` defaults to
-    the calling page's file name)."""
-    controls.start_page()
+    and the page's lessons, which set its ``controls`` (a ``ui.Controls``)."""
+    control_state.start_page()
     classroom.start_page()
     st.title(title)
     if formula:
@@ -41,9 +39,8 @@ def header(
     if intro:
         with classroom.secondary("What to try"):
             st.markdown(intro)
-    if page is None:
-        page = Path(sys._getframe(1).f_globals.get("__file__", "")).stem
-    classroom.lessons(page, LESSONS.get(page, []))
+    if lessons:
+        classroom.lessons(controls, list(lessons))
 
 
 def format_value(value, digits: int = 4) -> str:
@@ -68,6 +65,16 @@ def metric(label: str, value, help: str | None = None, delta=None, **kwargs) -> 
     if delta is not None and not isinstance(delta, str):
         delta = format_value(delta)
     st.metric(label, format_value(value), delta=delta, help=help, **kwargs)
+
+
+def metrics(items: dict, helps: dict | None = None) -> None:
+    """A row of metrics, one column each: label -> value."""
+    helps = helps or {}
+    for column, (label, value) in zip(
+        st.columns(len(items)), items.items(), strict=True
+    ):
+        with column:
+            metric(label, value, help=helps.get(label))
 
 
 def nonfinite_note(name: str, array) -> int:

@@ -13,7 +13,7 @@ import time
 
 import streamlit as st
 
-from ui import charts
+from ui.figures import charts
 from ui.layout import format_value, plot
 from ui.summary import summarize
 
@@ -88,32 +88,25 @@ def _curve_figure(runs, metric, title):
     return figure, summarize(figure)
 
 
-def train_panel(
-    task: str,
-    runs: dict[str, tuple[str, dict]],
-    *,
-    metrics: dict[str, str],
-    epochs: int = 5,
-    max_epochs: int = 30,
-    learning_rate: float = 1e-2,
-    describe=None,
-) -> None:
+def train_panel(spec, runs, *, max_epochs: int = 30) -> None:
     """Draws the training panel of one page.
 
     Args:
-      task: a name in ``lossviz.training.TASKS``.
-      runs: label -> (variant, params); the user picks which to train.
-      metrics: history key -> chart title, one chart each.
-      epochs, max_epochs, learning_rate: the controls' defaults and cap.
-      describe: called with a finished run (a dict) to show its extras, e.g.
-        decoded predictions.
+      spec: the page's ``lossviz.explore.TrainSpec`` (task, charted metrics,
+        default epochs and learning rate).
+      runs: the ``lossviz.explore.RunSpec`` items the user picks from.
+      max_epochs: the cap of the epochs control.
     """
-    _panel(task, runs, metrics, epochs, max_epochs, learning_rate, describe)
+    by_label = {run.label: (run.variant, dict(run.params)) for run in runs}
+    _panel(
+        spec.task, by_label, dict(spec.metrics), spec.epochs, max_epochs,
+        spec.learning_rate,
+    )  # fmt: skip
 
 
 @st.fragment
-def _panel(task, runs, metrics, epochs, max_epochs, learning_rate, describe):
-    from lossviz import training  # the page has imported TensorFlow already
+def _panel(task, runs, metrics, epochs, max_epochs, learning_rate):
+    from lossviz import explore  # the page has imported TensorFlow already
 
     state_key = f"train_runs_{task}"
     history = st.session_state.setdefault(state_key, [])
@@ -151,7 +144,7 @@ def _panel(task, runs, metrics, epochs, max_epochs, learning_rate, describe):
         _draw_curves(history, metrics, curves)
     if not start:
         if history:
-            _summary(history, describe)
+            _summary(history)
         return
     seed = int(st.session_state.get("seed", 0))
     slot = _acquire_slot(status)
@@ -174,7 +167,7 @@ def _panel(task, runs, metrics, epochs, max_epochs, learning_rate, describe):
                 )
                 _draw_curves(history, metrics, curves)
 
-            result = training.train(
+            result = explore.train(
                 task,
                 variant,
                 epochs=int(n_epochs),
@@ -187,7 +180,7 @@ def _panel(task, runs, metrics, epochs, max_epochs, learning_rate, describe):
     finally:
         slot.release()
     progress.empty()  # the curves are drawn already, after the last epoch
-    _summary(history, describe)
+    _summary(history)
 
 
 def _carry_choice(choice_key: str, labels_key: str, labels: list[str]) -> None:
@@ -207,7 +200,15 @@ def _carry_choice(choice_key: str, labels_key: str, labels: list[str]) -> None:
     ]
 
 
-def _summary(history, describe) -> None:
+def _cell(value):
+    if isinstance(value, bool):
+        return "✓" if value else "✗"
+    if isinstance(value, float):
+        return format_value(value, 3)
+    return value
+
+
+def _summary(history) -> None:
     rows = []
     for run in history:
         seconds = run.get("epoch_seconds") or [float("nan")]
@@ -223,5 +224,18 @@ def _summary(history, describe) -> None:
             }
         )
     st.dataframe(rows, hide_index=True, width="stretch")
-    if describe is not None and history:
-        describe(history[-1])
+    last_run = history[-1]
+    if last_run.get("summary"):
+        st.markdown(
+            f"**#{last_run['number']} {last_run['label']}**: "
+            + "; ".join(
+                f"{name} **{_cell(value)}**"
+                for name, value in last_run["summary"].items()
+            )
+        )
+    if last_run.get("rows"):
+        st.dataframe(
+            [{k: _cell(v) for k, v in row.items()} for row in last_run["rows"]],
+            hide_index=True,
+            width="stretch",
+        )
