@@ -85,6 +85,10 @@ def rerun_times(moves: int) -> dict[str, list[float]]:
     # objects out of later collections.
     config.set_option("runner.postScriptGC", False)
     gc.freeze()
+    # As app.py does before any page runs: keep TensorFlow's compiled kernels.
+    from ui import streamlit_internals
+
+    streamlit_internals.keep_compiled_kernels()
     apps = {"baseline (one slider)": AppTest.from_string(BASELINE)}
     for name in PAGES:
         apps[name] = AppTest.from_file(str(ROOT / PAGE_DIR / f"{name}.py"))

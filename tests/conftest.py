@@ -23,6 +23,11 @@ def pytest_configure(config):
     from streamlit import config as streamlit_config
 
     streamlit_config.set_option("runner.postScriptGC", False)
+    # As the router does before any page runs (app.py), so a page run alone
+    # keeps TensorFlow's compiled kernels between its runs, as in the server.
+    from ui import streamlit_internals
+
+    streamlit_internals.keep_compiled_kernels()
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ui.catalog import PAGE_DIR, PAGES, page_name
-from ui.lesson_plans import LESSONS
+from views.content import check, multilabel, sampled, sequence, sharpen, triplet
+
+CONTENT = {m.__name__.rsplit(".", 1)[1]: m for m in
+           (sharpen, sampled, sequence, triplet, multilabel, check)}  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,17 +33,18 @@ def test_landing_page_links_every_page_and_lesson():
     links = at.get("page_link")
     targets = [link.proto.page for link in links]
     for path, *_ in PAGES:
-        expected = 1 + len(LESSONS.get(page_name(path), []))
+        expected = 1 + len(CONTENT[page_name(path)].LESSONS)
         assert targets.count(page_name(path)) == expected, path
     # A lesson link carries the lesson's settings in the URL, so one click on
     # the landing page opens the page in the lesson's state.
-    for name, plan in LESSONS.items():
-        for lesson in plan:
+    for name, words in CONTENT.items():
+        for lesson in words.LESSONS:
             (link,) = [x for x in links if x.proto.label == lesson.title]
             query = parse_qs(link.proto.query_string)
             assert link.proto.page == name
             assert query["lesson"] == [lesson.title]
-            for key, value in lesson.settings.items():
+            for control, value in lesson.settings.items():
+                key = words.CONTROLS.key(control)
                 (shown,) = query[key]
                 if isinstance(value, float):
                     assert float(shown) == value, (lesson.title, key)
@@ -70,6 +74,22 @@ st.navigation([st.Page({str(ROOT / path)!r}, title={title!r}, default=True)]).ru
     at = AppTest.from_string(router, default_timeout=180).run()
     assert not at.exception, at.exception
     assert at.title[0].value == title
+
+
+def test_every_page_has_a_content_module_the_landing_page_reads_without_tensorflow():
+    import subprocess
+    import sys
+
+    # A fresh interpreter: importing every content module (what the landing
+    # page does) must not import TensorFlow.
+    code = (
+        "import sys\n"
+        "from views.content import check, multilabel, sampled, sequence, sharpen, "
+        "triplet\n"
+        "assert 'tensorflow' not in sys.modules, 'content imports TensorFlow'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+    assert set(CONTENT) == {page_name(path) for path, *_ in PAGES}
 
 
 def test_every_page_is_compiled_before_the_backend_loads(monkeypatch):

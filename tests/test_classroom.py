@@ -4,8 +4,8 @@ import numpy as np
 import plotly.io as pio
 from streamlit.testing.v1 import AppTest
 
-from ui import charts
 from ui.classroom import fold_key
+from ui.figures import charts
 from ui.summary import describe_series, summarize
 
 PAGE = """
@@ -15,12 +15,13 @@ from ui import classroom
 
 with st.sidebar:
     classroom.sidebar_switches()
-ui.header("Demo", r"L = x^2", "Move the slider.")
-ui.lessons("demo", [
+CONTROLS = ui.Controls("demo", [ui.Slider("x", "x", 2.0, low=0.0, high=5.0, step=0.5)])
+LESSONS = [
     ui.Lesson("big", {"x": 4.0}, "Look how large it is."),
     ui.Lesson("small", {"x": 0.5}, "Tiny."),
-])
-x = ui.slider("x", key="x", value=2.0, min_value=0.0, max_value=5.0, step=0.5)
+]
+ui.header("Demo", r"L = x^2", "Move the slider.", controls=CONTROLS, lessons=LESSONS)
+x = CONTROLS.render().x
 ui.metric("loss", x * x)
 with ui.secondary():
     st.markdown("details")
@@ -38,22 +39,22 @@ def test_predict_then_reveal_hides_until_reveal():
     at = AppTest.from_string(PAGE, default_timeout=30).run()
     at.toggle(key="predict").set_value(True).run()
     assert _metric(at) == "4"  # switching it on hides nothing yet
-    at.slider(key="x").set_value(3.0).run()
+    at.slider(key="demo_x").set_value(3.0).run()
     assert _metric(at) == "?"
     at.button(key="reveal").click().run()
     assert _metric(at) == "9"
     at.toggle(key="predict").set_value(False).run()
-    at.slider(key="x").set_value(1.0).run()
+    at.slider(key="demo_x").set_value(1.0).run()
     assert _metric(at) == "1"
 
 
 def test_lesson_sets_its_controls_and_shows_its_note():
     at = AppTest.from_string(PAGE, default_timeout=30).run()
     at.button(key="lesson_demo_big").click().run()
-    assert at.slider(key="x").value == 4.0
+    assert at.slider(key="demo_x").value == 4.0
     assert _metric(at) == "16"
     assert "Look how large it is." in at.info[0].value
-    at.slider(key="x").set_value(1.0).run()
+    at.slider(key="demo_x").set_value(1.0).run()
     assert not at.info  # the note goes once the controls leave the lesson
 
 
@@ -63,7 +64,7 @@ def test_presenter_mode_folds_secondary_material_and_survives_reruns():
     at.toggle(key="present").set_value(True).run()
     # The intro ("What to try") and the page's secondary material fold away.
     assert [e.label for e in at.expander] == ["What to try", "More on this", "Curve"]
-    at.slider(key="x").set_value(3.0).run()
+    at.slider(key="demo_x").set_value(3.0).run()
     assert at.toggle(key="present").value is True
     assert len(at.expander) == 3
     assert not at.exception
@@ -74,7 +75,7 @@ def test_folded_section_sends_no_chart_until_unfolded():
     assert len(at.get("plotly_chart")) == 1  # a section, not folded
     at.toggle(key="present").set_value(True).run()
     assert not at.get("plotly_chart")
-    at.slider(key="x").set_value(3.0).run()
+    at.slider(key="demo_x").set_value(3.0).run()
     assert not at.get("plotly_chart")
     assert at.expander(key=fold_key("Curve")).label == "Curve"
     at.session_state[fold_key("Curve")] = True  # what unfolding it does
@@ -165,13 +166,13 @@ def test_a_lesson_link_shows_its_note_on_the_first_run():
     # As the landing page's link opens the page: the settings and the lesson
     # in the URL, no state yet (the lessons are drawn above the controls).
     at = AppTest.from_string(PAGE, default_timeout=30)
-    at.query_params["x"] = "4"
+    at.query_params["demo_x"] = "4"
     at.query_params["lesson"] = "big"
     at.run()
-    assert at.slider(key="x").value == 4.0
+    assert at.slider(key="demo_x").value == 4.0
     assert "Look how large it is." in at.info[0].value
     at = AppTest.from_string(PAGE, default_timeout=30)
-    at.query_params["x"] = "3"  # not the lesson's setting: no note
+    at.query_params["demo_x"] = "3"  # not the lesson's setting: no note
     at.query_params["lesson"] = "big"
     at.run()
     assert not at.info

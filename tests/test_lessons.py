@@ -1,18 +1,28 @@
 """Every lesson sets its page's controls in one click and the page runs."""
 
+import importlib
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from ui.catalog import PAGE_DIR, page_names
 from ui.classroom import fold_key
-from ui.lesson_plans import LESSONS
 
-CASES = [(page, lesson) for page, lessons in LESSONS.items() for lesson in lessons]
+CONTENT = {p: importlib.import_module(f"views.content.{p}") for p in page_names()}
+CASES = [(page, lesson) for page, words in CONTENT.items() for lesson in words.LESSONS]
 
 
 def test_every_loss_page_has_a_failure_and_a_fix():
-    assert set(LESSONS) == set(page_names())
-    assert all(len(lessons) >= 2 for lessons in LESSONS.values())
+    assert all(len(words.LESSONS) >= 2 for words in CONTENT.values())
+
+
+@pytest.mark.parametrize(
+    "page, lesson", CASES, ids=[f"{p}:{lesson.title}" for p, lesson in CASES]
+)
+def test_a_lesson_names_controls_of_its_page_within_their_ranges(page, lesson):
+    controls = CONTENT[page].CONTROLS
+    assert controls.slug == page
+    controls.settings(lesson.settings)  # raises on an unknown name or a bad value
 
 
 @pytest.mark.parametrize(
@@ -23,10 +33,23 @@ def test_lesson_button_sets_the_controls_it_names(page, lesson):
     assert not at.exception
     at.button(key=f"lesson_{page}_{lesson.title}").click().run()
     assert not at.exception, at.exception
-    for key, value in lesson.settings.items():
+    for key, value in CONTENT[page].CONTROLS.settings(lesson.settings).items():
         assert at.session_state[key] == value, key
     notes = [info.value for info in at.info]
     assert any(lesson.notice in note for note in notes)
+
+
+@pytest.mark.parametrize("page", page_names())
+def test_back_to_defaults_restores_every_declared_control(page):
+    controls = CONTENT[page].CONTROLS
+    at = AppTest.from_file(f"../{PAGE_DIR}/{page}.py", default_timeout=180).run()
+    assert not at.exception, at.exception
+    lesson = CONTENT[page].LESSONS[0]
+    at.button(key=f"lesson_{page}_{lesson.title}").click().run()
+    at.button(key=f"reset_{page}").click().run()
+    assert not at.exception, at.exception
+    for name, value in controls.defaults().items():
+        assert at.session_state[controls.key(name)] == value, name
 
 
 @pytest.mark.parametrize("page", page_names())

@@ -6,6 +6,7 @@ PAGE = """
 import keras
 import numpy as np
 import ui
+from lossviz.explore import RunSpec, TrainSpec
 from lossviz.training import core
 
 def regression(ctx):
@@ -19,13 +20,8 @@ def regression(ctx):
               callbacks=ctx.callbacks)
 
 core.register_task(core.Task("panel_demo", "demo", ("a", "b"), regression))
-ui.train_panel(
-    "panel_demo",
-    {"slow": ("a", {}), "fast": ("b", {})},
-    metrics={"loss": "Training loss"},
-    epochs=2,
-    learning_rate=0.1,
-)
+spec = TrainSpec("panel_demo", {"loss": "Training loss"}, epochs=2, learning_rate=0.1)
+ui.train_panel(spec, [RunSpec("slow", "a"), RunSpec("fast", "b")])
 """
 
 
@@ -50,7 +46,7 @@ def test_train_draws_curves_and_overlays_a_second_run():
 
 
 def test_picked_runs_stay_picked_when_their_labels_follow_a_control():
-    runs = '{"slow": ("a", {}), "fast": ("b", {})},'
+    runs = '[RunSpec("slow", "a"), RunSpec("fast", "b")]'
     page = PAGE.replace(runs, runs.replace('"fast"', 'f"fast k={k}"')).replace(
         "ui.train_panel(",
         'import streamlit as st\nk = st.slider("k", 1, 9, 2, key="k")\nui.train_panel(',

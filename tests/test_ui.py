@@ -3,16 +3,20 @@
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from ui import charts
+from ui.figures import charts
 from ui.layout import format_value
 
 PAGE = """
 import numpy as np
 import ui
 
+CONTROLS = ui.Controls("demo", [
+    ui.Slider("x", "x", 2.0, low=0.0, high=5.0, step=0.5),
+    ui.Choice("mode", "mode", "b", options=("a", "b", "c"), widget="selectbox"),
+])
 ui.header("Demo", r"L = x^2", "Move the slider.")
-x = ui.slider("x", key="x", value=2.0, min_value=0.0, max_value=5.0, step=0.5)
-mode = ui.selectbox("mode", key="mode", value="b", options=["a", "b", "c"])
+values = CONTROLS.render(columns=2)
+x = values.x
 ui.reset_button("demo")
 ui.metric("loss", x * x)
 ui.metric("broken", float("nan"))
@@ -28,13 +32,13 @@ def test_controls_reset_and_nonfinite_display():
     assert at.metric[0].value == "4"
     assert at.metric[1].value == "NaN ⚠"
     assert "2 of 3 values are not finite" in at.warning[0].value
-    at.slider(key="x").set_value(3.0)
-    at.selectbox(key="mode").set_value("c")
+    at.slider(key="demo_x").set_value(3.0)
+    at.selectbox(key="demo_mode").set_value("c")
     at.run()
     assert at.metric[0].value == "9"
     at.button(key="reset_demo").click().run()
-    assert at.slider(key="x").value == 2.0
-    assert at.selectbox(key="mode").value == "b"
+    assert at.slider(key="demo_x").value == 2.0
+    assert at.selectbox(key="demo_mode").value == "b"
     assert at.metric[0].value == "4"
 
 

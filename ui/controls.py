@@ -74,15 +74,16 @@ class Control:
             default=spec.default if self.default is None else self.default,
             help=self.help or spec.description,
             param=False,
+            **self._fill(spec),
         )
-        filled = filled._fill(spec)
         for value in filled.bounds():
             spec.validate(value)
         filled.check(filled.default)
         return filled
 
-    def _fill(self, spec) -> Control:
-        return self
+    def _fill(self, spec) -> dict:
+        """The fields the spec fills in (those the declaration left out)."""
+        return {}
 
     def bounds(self) -> tuple:
         """The values at the ends of the range (every option for a choice)."""
@@ -118,12 +119,11 @@ class Slider(Control):
 
     def _fill(self, spec):
         low, high, step = _range_of(spec)
-        return dataclasses.replace(
-            self,
-            low=low if self.low is None else self.low,
-            high=high if self.high is None else self.high,
-            step=step if self.step is None else self.step,
-        )
+        return {
+            "low": low if self.low is None else self.low,
+            "high": high if self.high is None else self.high,
+            "step": step if self.step is None else self.step,
+        }
 
     def bounds(self):
         return (self.low, self.high)
@@ -200,10 +200,8 @@ class Choice(Control):
 
     def _fill(self, spec):
         if self.options:
-            return self
-        return dataclasses.replace(
-            self, options=tuple(spec.ui_options or spec.choices)
-        )
+            return {}
+        return {"options": tuple(spec.ui_options or spec.choices)}
 
     def bounds(self):
         return self.options
@@ -250,8 +248,8 @@ class Values(Mapping):
 
     __slots__ = ("_items",)
 
-    def __init__(self, items: Mapping | Iterable = ()):
-        object.__setattr__(self, "_items", dict(items))
+    def __init__(self, items: Mapping | Iterable = (), **named):
+        object.__setattr__(self, "_items", {**dict(items), **named})
 
     def __getitem__(self, name):
         return self._items[name]

@@ -4,11 +4,12 @@ presenter mode in the light and the dark theme.
 Screenshots go to artifacts/screenshots (not committed).
 """
 
+import importlib
+
 import pytest
 
 from tests.browser.conftest import screenshot, wait_until_idle, watch_errors
 from ui.catalog import page_names
-from ui.lesson_plans import LESSONS
 
 ALERT = "[data-testid='stMain'] [data-testid='stAlert']"
 
@@ -27,7 +28,7 @@ def _note_shown(page, title: str) -> bool:
 
 @pytest.mark.parametrize("name", page_names())
 def test_failure_and_fix_in_two_clicks_from_the_landing_page(app_url, page, name):
-    failure, fix = LESSONS[name][:2]
+    failure, fix = importlib.import_module(f"views.content.{name}").LESSONS[:2]
     page.goto(app_url)
     wait_until_idle(page, timeout=120_000)
     link = page.locator("[data-testid='stMain'] [data-testid='stPageLink'] a").filter(
@@ -80,7 +81,7 @@ def test_a_folded_section_draws_its_charts_when_unfolded(app_url, page):
     # redraw it unseen); one click on the section draws them, and they stay
     # through the next slider move.
     charts = "[data-testid='stPlotlyChart']"
-    page.goto(f"{app_url}/sampled_softmax?present=true")
+    page.goto(f"{app_url}/sampled?present=true")
     wait_until_idle(page, timeout=180_000)
     folded = page.locator(charts).count()
     section = page.locator("[data-testid='stExpander']").filter(has_text="Gradients")
