@@ -16,6 +16,9 @@ from pathlib import Path
 # library leaves TensorFlow's default alone and only the explorer turns it
 # off. Set TF_ENABLE_ONEDNN_OPTS=1 to keep it here too.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# On a GPU, TensorFlow takes all of its memory at the first op by default:
+# grow as needed instead, so two training runs and the pages share one card.
+os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 import streamlit as st
 

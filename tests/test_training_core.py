@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from lossviz._tf import tf
 from lossviz.training import core
 
 
@@ -21,10 +22,20 @@ def _regression(ctx: core.RunContext) -> None:
     model.fit(
         x, y, epochs=ctx.epochs, batch_size=32, verbose=0, callbacks=ctx.callbacks
     )
-    ctx.result.examples.append({"weights": model.layers[0].kernel.numpy().ravel()})
+    kernel = model.layers[0].kernel
+    ctx.result.summary["kernel device"] = kernel.value.device
+    ctx.result.rows.extend({"weight": float(w)} for w in kernel.numpy().ravel())
 
 
 core.register_task(core.Task("regression", "Linear regression", ("mse",), _regression))
+GPUS = tf.config.list_logical_devices("GPU")
+
+
+@pytest.mark.skipif(not GPUS, reason="no GPU on this machine: placement not checked")
+def test_a_run_trains_on_the_gpu_when_there_is_one():
+    result = core.train("regression", "mse", epochs=1, learning_rate=0.1)
+    assert "GPU" in result.device
+    assert "GPU" in result.summary["kernel device"].upper()
 
 
 def test_train_reports_every_epoch_and_lowers_the_loss():
@@ -41,7 +52,10 @@ def test_train_reports_every_epoch_and_lowers_the_loss():
     assert len(result.epoch_seconds) == 4
     loss = result.history["loss"]
     assert loss[-1] < 0.1 * loss[0]
-    assert result.device == "CPU"
+    assert result.device == ("GPU" if GPUS else "CPU")
+    assert [row["weight"] for row in result.rows] == pytest.approx(
+        [1.0, -2.0, 0.5], abs=0.2
+    )
     assert isinstance(result.to_dict()["history"]["loss"][0], float)
 
 
