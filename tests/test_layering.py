@@ -22,7 +22,7 @@ def imports(path: pathlib.Path) -> set[str]:
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module)
+            # `from a import b` reads a.b (a module or a name in a)
             names |= {f"{node.module}.{alias.name}" for alias in node.names}
     return names
 

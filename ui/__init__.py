@@ -8,6 +8,8 @@ touched only by ``ui.streamlit_internals``, which the router installs.
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 from ui import figures
@@ -35,14 +37,22 @@ from ui.layout import (
 from ui.train_panel import train_panel
 
 
-def cached(function=None, *, max_entries: int = 256):
+def cached(function=None, *, max_entries: int = 256, spinner: str | bool = False):
     """Caches ``function``'s result per arguments for every session of the
     server, without copying it: the explore layer returns frozen dataclasses
     of numpy arrays and figures that no page changes. Keyed on the
-    arguments' values (a frozen settings object, a seed)."""
+    arguments' values (a frozen settings object, a seed). ``spinner``: a
+    message shown while a new value is computed (for the slow ones)."""
     if function is None:
-        return lambda f: cached(f, max_entries=max_entries)
-    return st.cache_resource(function, show_spinner=False, max_entries=max_entries)
+        return lambda f: cached(f, max_entries=max_entries, spinner=spinner)
+    return _cached(function, max_entries, spinner)
+
+
+@functools.lru_cache(maxsize=None)
+def _cached(function, max_entries, spinner):
+    # One wrapper per function: making it reads the function's source to key
+    # its cache (2-4 ms a call), which a page would otherwise pay on every run.
+    return st.cache_resource(function, show_spinner=spinner, max_entries=max_entries)
 
 
 __all__ = [

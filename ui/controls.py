@@ -59,12 +59,15 @@ class Control:
     default: Any = None
     help: str = ""
     param: bool = False
+    # Greyed out while this returns True for the values drawn before it
+    # (e.g. a hand-set weight while "from data" is chosen).
+    disabled_when: Callable[[Mapping], bool] | None = None
 
     def check(self, value) -> Any:
         """``value`` if this control can take it, else ``ValueError``."""
         return value
 
-    def draw(self, key: str):  # pragma: no cover - every kind overrides it
+    def draw(self, key: str, disabled: bool = False):  # pragma: no cover
         raise NotImplementedError
 
     def from_spec(self, spec) -> Control:
@@ -128,7 +131,7 @@ class Slider(Control):
     def bounds(self):
         return (self.low, self.high)
 
-    def draw(self, key: str):
+    def draw(self, key: str, disabled: bool = False):
         return st.slider(
             self.label,
             min_value=self.low,
@@ -139,6 +142,7 @@ class Slider(Control):
             key=key,
             bind="query-params",
             help=self.help or None,
+            disabled=disabled,
         )
 
 
@@ -161,7 +165,7 @@ class Number(Slider):
     def bounds(self):
         return tuple(v for v in (self.low, self.high) if v is not None)
 
-    def draw(self, key: str):
+    def draw(self, key: str, disabled: bool = False):
         return st.number_input(
             self.label,
             min_value=self.low,
@@ -172,6 +176,7 @@ class Number(Slider):
             key=key,
             bind="query-params",
             help=self.help or None,
+            disabled=disabled,
         )
 
 
@@ -182,6 +187,7 @@ class Choice(Control):
     options: tuple = ()
     widget: str = "select_slider"  # or "selectbox", "radio"
     format_func: Callable | None = None
+    horizontal: bool = False  # radios in a row
 
     def __post_init__(self):
         if self.widget not in ("select_slider", "selectbox", "radio"):
@@ -206,13 +212,14 @@ class Choice(Control):
     def bounds(self):
         return self.options
 
-    def draw(self, key: str):
+    def draw(self, key: str, disabled: bool = False):
         options = list(self.options)
         common = {
             "key": key,
             "bind": "query-params",
             "help": self.help or None,
             "format_func": self.format_func or _fmt,
+            "disabled": disabled,
         }
         if self.widget == "select_slider":
             return st.select_slider(
@@ -221,7 +228,13 @@ class Choice(Control):
         index = options.index(self.default)
         if self.widget == "selectbox":
             return st.selectbox(self.label, options=options, index=index, **common)
-        return st.radio(self.label, options=options, index=index, **common)
+        return st.radio(
+            self.label,
+            options=options,
+            index=index,
+            horizontal=self.horizontal,
+            **common,
+        )
 
 
 @dataclass(frozen=True)
@@ -233,13 +246,14 @@ class Toggle(Control):
             raise ValueError(f"`{self.name}` must be true or false, got {value!r}.")
         return value
 
-    def draw(self, key: str):
+    def draw(self, key: str, disabled: bool = False):
         return st.toggle(
             self.label,
             value=self.default,
             key=key,
             bind="query-params",
             help=self.help or None,
+            disabled=disabled,
         )
 
 
@@ -365,7 +379,11 @@ class Controls:
         for slot, group in zip(slots, groups, strict=True):
             with slot:
                 for name in group:
-                    values[name] = self[name].draw(self.key(name))
+                    control = self[name]
+                    disabled = bool(
+                        control.disabled_when and control.disabled_when(values)
+                    )
+                    values[name] = control.draw(self.key(name), disabled)
         return Values({n: values[n] for n in self.names})
 
 
