@@ -569,21 +569,10 @@ _EMBEDDING = LossEntry(
             low=0.0,
             low_open=True,
             high=sharpen.MAX_POWER,
-            ui_options=(
-                0.25,
-                0.5,
-                1.0,
-                2.0,
-                5.0,
-                10.0,
-                20.0,
-                50.0,
-                100.0,
-                300.0,
-                1000.0,
-                3000.0,
-                10000.0,
-            ),
+            # 1-2-5 per decade from 0.1 (below 1 it flattens) up to the
+            # largest allowed power; at 200 the naive form is NaN in float32.
+            ui_options=(0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0,
+                        200.0, 500.0, 1e3, 2e3, 5e3, 1e4),  # fmt: skip
         ),
         ParamSpec(
             "iterations",

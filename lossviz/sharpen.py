@@ -441,47 +441,6 @@ def gumbel_softmax(logits, temperature, hard=False, seed=None):
     return straight_through_one_hot(soft) if hard else soft
 
 
-def example_batch(
-    num_samples=4, vocab_size=8, embedding_dim=5, *, logit_scale=2.0, seed=0
-):
-    """A small seeded example: logits, an embedding table and target embeddings.
-
-    Logits are ``N(0, 1) * logit_scale``; the embedding rows are ``N(0, 1)``.
-    The first half of the samples (rounded up) have their target token at the
-    argmax of the logits (the model is right, so sharpening helps), the others
-    a different token (the model is wrong, so sharpening locks in the error).
-
-    Args:
-      num_samples: batch size, an integer >= 1.
-      vocab_size: number of tokens ``V``, an integer >= 2.
-      embedding_dim: ``D``, an integer >= 1.
-      logit_scale: spread of the logits, > 0 (larger is more peaked).
-      seed: integer seed of the numpy generator.
-
-    Returns:
-      ``(logits [num_samples, V], embedding [V, D], target [num_samples, D],
-      target_ids [num_samples])``: float32 numpy arrays and int64 ids.
-    """
-    check_number("num_samples", num_samples, low=1, integer=True)
-    check_number("vocab_size", vocab_size, low=2, integer=True)
-    check_number("embedding_dim", embedding_dim, low=1, integer=True)
-    check_number("logit_scale", logit_scale, low=0.0, low_open=True)
-    check_number("seed", seed, low=0, integer=True)
-    rng = np.random.default_rng(int(seed))
-    logits = rng.normal(size=(num_samples, vocab_size)) * logit_scale
-    embedding = rng.normal(size=(vocab_size, embedding_dim))
-    target_ids = logits.argmax(-1)
-    wrong = np.arange(num_samples) >= (num_samples + 1) // 2
-    offsets = rng.integers(1, vocab_size, size=num_samples)
-    target_ids = np.where(wrong, (target_ids + offsets) % vocab_size, target_ids)
-    return (
-        logits.astype(np.float32),
-        embedding.astype(np.float32),
-        embedding[target_ids].astype(np.float32),
-        target_ids.astype(np.int64),
-    )
-
-
 @keras.saving.register_keras_serializable(package="lossviz")
 class EmbeddingTargetLoss(keras.losses.Loss):
     """Keras loss: ``embedding_target_loss(y_true, y_pred, embedding, ...)``.

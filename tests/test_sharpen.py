@@ -740,23 +740,6 @@ def test_compiled_model_saves_and_loads(tmp_path):
     np.testing.assert_allclose(loaded.evaluate(x, y, verbose=0), before, rtol=1e-6)
 
 
-def test_example_batch_is_seeded_and_half_right():
-    logits, emb, target, ids = sharpen.example_batch(5, 8, 3, logit_scale=2.0, seed=4)
-    assert logits.shape == (5, 8) and emb.shape == (8, 3) and target.shape == (5, 3)
-    assert logits.dtype == np.float32 and ids.dtype == np.int64
-    np.testing.assert_array_equal(target, emb[ids])
-    right = ids == logits.argmax(-1)
-    np.testing.assert_array_equal(right, [True, True, True, False, False])
-    again = sharpen.example_batch(5, 8, 3, logit_scale=2.0, seed=4)
-    np.testing.assert_array_equal(again[0], logits)
-    other = sharpen.example_batch(5, 8, 3, logit_scale=2.0, seed=5)
-    assert not np.allclose(other[0], logits)
-    with pytest.raises(ValueError, match="`vocab_size`"):
-        sharpen.example_batch(vocab_size=1)
-    with pytest.raises(ValueError, match="`logit_scale`"):
-        sharpen.example_batch(logit_scale=0.0)
-
-
 def test_module_formulas_present():
     assert sharpen.FORMULA
     for key in ("power_sharpen", "temperature_softmax", "cosine", "mse"):

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from lossviz import EmbeddingTargetLoss, training
+from lossviz import EmbeddingTargetLoss, registry, training
 from lossviz.training import sharpen as task
 
 EPOCHS = 8
@@ -37,11 +37,12 @@ def np_cosine_distance(a, b):
 
 def improvement(result):
     """How far the held-out loss and accuracy moved from before training."""
-    summary = result.examples[0]
+    summary = result.summary
     history = result.history
     return (
-        summary["val_loss_before"] - history["val_loss"][-1],
-        history["val_word_accuracy"][-1] - summary["val_word_accuracy_before"],
+        summary["held-out loss before training"] - history["val_loss"][-1],
+        history["val_word_accuracy"][-1]
+        - summary["held-out word accuracy before training"],
     )
 
 
@@ -63,10 +64,11 @@ def test_each_variant_lowers_its_loss_and_learns_the_words(variant, params):
     assert all(len(v) == EPOCHS for v in history.values())
     assert all(np.isfinite(v).all() for v in history.values())
     assert history["loss"][-1] < 0.6 * history["loss"][0]
-    summary = result.examples[0]
-    assert history["val_loss"][-1] < 0.6 * summary["val_loss_before"]
+    summary = result.summary
+    assert history["val_loss"][-1] < 0.6 * summary["held-out loss before training"]
     assert history["val_word_accuracy"][-1] > 5 * summary["chance"]
-    assert summary["val_word_accuracy_after"] == history["val_word_accuracy"][-1]
+    after = summary["held-out word accuracy after training"]
+    assert after == history["val_word_accuracy"][-1]
 
 
 def test_a_high_power_stalls_where_power_one_learns():
@@ -83,26 +85,42 @@ def test_a_fixed_seed_repeats_exactly():
     a = run("sharpened", power=2.0)
     b = training.train("sharpen", "sharpened", epochs=EPOCHS, seed=0, power=2.0)
     assert a.history == b.history
-    assert a.examples == b.examples
+    assert a.summary == b.summary and a.rows == b.rows
     c = training.train("sharpen", "sharpened", epochs=1, seed=1, power=2.0)
     assert c.history["val_loss"][0] != a.history["val_loss"][0]
-    assert c.examples != a.examples
+    assert c.rows != a.rows
 
 
-def test_examples_decode_words_as_plain_data():
+def test_summary_and_rows_decode_words_as_plain_data():
     result = run("softmax")
     json.dumps(result.to_dict())  # plain data all the way down
-    summary, *rows = result.examples
-    assert summary["kind"] == "summary"
-    assert summary["chance"] == 1 / 16 and summary["num_heldout"] == 256
-    assert len(rows) == task.NUM_EXAMPLES
-    for row in rows:
-        assert row["target"] in task.WORDS and row["predicted"] in task.WORDS
-        assert row["correct"] == (row["target"] == row["predicted"])
-        assert 0.0 <= row["p_target"] <= row["p_predicted"] <= 1.0
-        assert -1.0 <= row["cosine_to_target"] <= 1.0
-        if row["correct"]:
-            assert row["cosine_to_target"] == pytest.approx(1.0, abs=1e-5)
+    summary = result.summary
+    assert summary["chance"] == 1 / 16 and summary["held-out inputs"] == 256
+    assert summary["held-out word accuracy before training"] < 0.2
+    assert len(result.rows) == task.NUM_EXAMPLES
+    for row in result.rows:
+        target, emitted = row["target word"], row["emitted word"]
+        assert target in task.WORDS and emitted in task.WORDS
+        assert row["right?"] == (target == emitted)
+        assert 0.0 <= row["p(target)"] <= row["p(emitted)"] <= 1.0
+        assert -1.0 <= row["cos(emitted, target)"] <= 1.0
+        if row["right?"]:
+            assert row["cos(emitted, target)"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_rows_are_the_first_heldout_words_as_the_model_emits_them():
+    result = run("softmax")
+    data = task.word_dataset(0)
+    targets = [task.WORDS[w] for w in data["word_heldout"][: task.NUM_EXAMPLES]]
+    assert [row["target word"] for row in result.rows] == targets
+
+
+def test_iterations_go_as_far_as_the_page_and_registry_offer():
+    high = registry.get("embedding_target_loss").param("iterations").ui_range[1]
+    result = training.train("sharpen", "sharpened", epochs=1, iterations=high)
+    assert np.isfinite(result.history["val_loss"]).all()
+    with pytest.raises(ValueError, match="`iterations`"):
+        training.train("sharpen", "sharpened", epochs=1, iterations=high + 1)
 
 
 @pytest.mark.parametrize(
