@@ -5,15 +5,19 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import ui
+from lossviz.explore import sampled as explore
+from views.content import sampled as content
+
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "views" / "sampled_softmax.py")
+PAGE = str(ROOT / "views" / "sampled.py")
 
 # key -> (widget, min, default, max)
 CONTROLS = {
-    "ss_sampled": ("select_slider", 1, 64, 4096),
-    "ss_vocab": ("select_slider", 100, 10_000, 50_000),
-    "ss_hits": ("toggle", False, True, True),
-    "ss_zipf": ("toggle", False, True, True),
+    "sampled_num_sampled": ("select_slider", 1, 64, 4096),
+    "sampled_num_classes": ("select_slider", 100, 10_000, 50_000),
+    "sampled_remove_accidental_hits": ("toggle", False, True, True),
+    "sampled_zipf_labels": ("toggle", False, True, True),
 }
 METRICS = {
     "Full loss (batch mean)",
@@ -59,6 +63,15 @@ def test_page_runs_with_title_formula_and_metrics(app):
     assert -float(shown["Bias"]) > float(shown["Spread"])
     full = float(shown["Full loss (batch mean)"])
     assert float(shown["Sampled loss (batch mean)"]) < full
+    # What explore computed, as the page formats it.
+    point = explore.at_setting(explore.Setting(), 0)
+    assert shown["Bias"] == ui.format_value(point.bias)
+    assert shown["Spread"] == ui.format_value(point.spread)
+    headings = [s.value for s in app.subheader]
+    for heading in (content.DRAWS_SECTION, content.SWEEP_SECTION,
+                    content.GRADIENT_SECTION, content.COST_SECTION):  # fmt: skip
+        assert heading in headings
+    assert len(app.get("plotly_chart")) == 6
     assert float(shown["Full (ms)"]) > 0 and float(shown["Sampled (ms)"]) > 0
     assert not app.warning, "no non-finite values at the defaults"
     assert any("Use it in your model" in e.label for e in app.expander)
@@ -77,56 +90,75 @@ def test_every_control_at_min_default_and_max(app):
 
 def test_more_sampled_classes_change_the_loss_and_shrink_the_bias(app):
     before = estimates(app)
-    widget(app, "ss_sampled").set_value(1024)
+    widget(app, "sampled_num_sampled").set_value(1024)
     app.run()
     after = estimates(app)
     assert after["Full loss (batch mean)"] == before["Full loss (batch mean)"]
     assert after["Sampled loss (batch mean)"] != before["Sampled loss (batch mean)"]
     assert abs(float(after["Bias"])) < abs(float(before["Bias"]))
     assert float(after["Spread"]) < float(before["Spread"])
-    widget(app, "ss_sampled").set_value(64)
+    widget(app, "sampled_num_sampled").set_value(64)
     app.run()
     assert estimates(app) == before
 
 
 def test_uniform_labels_make_the_bias_larger(app):
     zipf = estimates(app)
-    widget(app, "ss_zipf").set_value(False)
+    widget(app, "sampled_zipf_labels").set_value(False)
     app.run()
     uniform = estimates(app)
     assert abs(float(uniform["Bias"])) > abs(float(zipf["Bias"]))
-    widget(app, "ss_zipf").set_value(True)
+    widget(app, "sampled_zipf_labels").set_value(True)
     app.run()
     assert estimates(app) == zipf
 
 
 def test_sampled_classes_capped_at_the_vocabulary(app):
-    widget(app, "ss_vocab").set_value(100)
-    widget(app, "ss_sampled").set_value(4096)
+    widget(app, "sampled_num_classes").set_value(100)
+    widget(app, "sampled_num_sampled").set_value(4096)
     app.run()
     assert not app.exception
-    assert any("capped at the vocabulary size: S = 100" in c.value for c in app.caption)
-    widget(app, "ss_vocab").set_value(10_000)
-    widget(app, "ss_sampled").set_value(64)
+    assert content.capped(100) in [c.value for c in app.caption]
+    assert "S=100 + LazyAdam" in app.multiselect(key="train_choice_sampled").value[0]
+    widget(app, "sampled_num_classes").set_value(10_000)
+    widget(app, "sampled_num_sampled").set_value(64)
     app.run()
 
 
 def test_measure_again_times_anew(app):
-    app.button(key="ss_remeasure").click().run()
+    nonce = app.session_state["sampled_timing_nonce"] if (
+        "sampled_timing_nonce" in app.session_state) else 0  # fmt: skip
+    app.button(key="sampled_remeasure").click().run()
     assert not app.exception
+    assert app.session_state["sampled_timing_nonce"] == nonce + 1
     shown = metrics(app)
     assert float(shown["Full (ms)"]) > 0 and float(shown["Sampled (ms)"]) > 0
 
 
+def test_a_lesson_sets_the_controls_and_says_what_to_notice(app):
+    lesson = content.LESSONS[0]
+    app.button(key=f"lesson_sampled_{lesson.title}").click().run()
+    assert not app.exception, app.exception
+    for name, value in lesson.settings.items():
+        assert app.session_state[f"sampled_{name}"] == value
+    assert any(lesson.notice in info.value for info in app.info)
+    assert metrics(app)["Bias"] == ui.format_value(
+        explore.at_setting(explore.Setting(num_sampled=8), 0).bias
+    )
+    widget(app, "sampled_num_sampled").set_value(64)
+    app.run()
+
+
 def test_reset_restores_defaults(app):
     defaults = estimates(app)
-    changed = {"ss_sampled": 512, "ss_vocab": 1_000, "ss_hits": False,
-               "ss_zipf": False}  # fmt: skip
+    changed = {"sampled_num_sampled": 512, "sampled_num_classes": 1_000,
+               "sampled_remove_accidental_hits": False,
+               "sampled_zipf_labels": False}  # fmt: skip
     for key, value in changed.items():
         widget(app, key).set_value(value)
     app.run()
     assert estimates(app) != defaults
-    app.button(key="reset_sampled_softmax").click().run()
+    app.button(key="reset_sampled").click().run()
     assert not app.exception
     for key, (_, _, default, _) in CONTROLS.items():
         assert widget(app, key).value == default, key
@@ -134,7 +166,7 @@ def test_reset_restores_defaults(app):
 
 
 def test_train_draws_the_curves_and_follows_the_controls(app):
-    widget(app, "ss_vocab").set_value(1_000)
+    widget(app, "sampled_num_classes").set_value(1_000)
     app.run()
     charts_before = len(app.get("plotly_chart"))
     app.number_input(key="train_epochs_sampled").set_value(1)
@@ -163,13 +195,13 @@ def test_train_draws_the_curves_and_follows_the_controls(app):
     assert list(summary["run"]) == [
         f"#{i + 1} {r['label']}" for i, r in enumerate(runs)
     ]
-    # The last run's extras: its perplexity and its next-word guesses.
-    assert "held-out perplexity" in app.markdown[-1].value
+    # The last run's summary and its next-word guesses.
+    assert "held-out perplexity after training" in app.markdown[-1].value
     guesses = next(t for t in tables if "top guesses" in t.columns)
-    assert len(guesses) == len(runs[-1]["examples"]) - 1
+    assert len(guesses) == len(runs[-1]["rows"]) > 0
 
     # A new S keeps the picked runs picked, under their new labels.
-    widget(app, "ss_sampled").set_value(256)
+    widget(app, "sampled_num_sampled").set_value(256)
     app.run()
     assert not app.exception
     assert app.multiselect(key="train_choice_sampled").value == [
@@ -191,8 +223,8 @@ def test_train_draws_the_curves_and_follows_the_controls(app):
     }
     app.button(key="train_clear_sampled").click().run()
     assert app.session_state["train_runs_sampled"] == []
-    widget(app, "ss_vocab").set_value(10_000)
-    widget(app, "ss_sampled").set_value(64)
+    widget(app, "sampled_num_classes").set_value(10_000)
+    widget(app, "sampled_num_sampled").set_value(64)
     app.run()
     assert app.multiselect(key="train_choice_sampled").value == [
         "sampled S=64 + LazyAdam (C=10,000)"

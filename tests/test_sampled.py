@@ -11,14 +11,10 @@ from lossviz.sampled import (
     FORMULA,
     FORMULAS,
     SampledSoftmax,
-    example_problem,
-    forward_backward_function,
     full_softmax_loss,
     log_uniform_candidate_sampler,
     log_uniform_probability,
-    logit_gradients,
     sampled_softmax_loss,
-    sampled_softmax_loss_draws,
 )
 
 DTYPES = [np.float32, np.float64]
@@ -462,11 +458,6 @@ def test_invalid_shapes_and_labels_name_the_argument(loss):
 
 
 def test_other_functions_check_their_parameters():
-    w, b, y, x = problem()
-    with pytest.raises(ValueError, match="`num_draws`"):
-        sampled_softmax_loss_draws(w, b, y, x, 5, 0)
-    with pytest.raises(ValueError, match="`kind`"):
-        forward_backward_function(w, b, kind="fast")
     with pytest.raises(ValueError, match="`num_classes`"):
         log_uniform_candidate_sampler([0], 1, 0)
     with pytest.raises(ValueError, match="`num_sampled`"):
@@ -475,93 +466,6 @@ def test_other_functions_check_their_parameters():
         SampledSoftmax(10, 11)
     with pytest.raises(ValueError, match="`num_classes`"):
         SampledSoftmax(0, 1)
-    with pytest.raises(ValueError, match="`dim`"):
-        example_problem(10, 0, 4)
-
-
-# --------------------------------------------------------------------------
-# Helpers for the explorer.
-
-
-def test_draws_are_independent_seeded_calls():
-    w, b, y, x = problem(num_classes=200, batch=5, time=2)
-    draws = sampled_softmax_loss_draws(w, b, y, x, 16, 4, seed=3)
-    assert draws.shape == (4, 5, 2)
-    for i in range(4):
-        seed_i = tf.random.experimental.stateless_fold_in(
-            tf.constant([3, 0], tf.int64), tf.constant(i, tf.int64), alg="philox"
-        )
-        np.testing.assert_allclose(
-            draws[i], sampled_softmax_loss(w, b, y, x, 16, seed=seed_i), rtol=1e-5
-        )
-    assert not np.allclose(draws[0], draws[1])
-
-
-def test_more_samples_shrink_bias_and_spread():
-    data = example_problem(2000, 16, 8, seed=0)
-    args = (data["weights"], data["biases"], data["labels"], data["inputs"])
-    full = np.mean(full_softmax_loss(*args))
-    few = np.mean(sampled_softmax_loss_draws(*args, 8, 40, seed=0), axis=1)
-    many = np.mean(sampled_softmax_loss_draws(*args, 1000, 40, seed=0), axis=1)
-    assert abs(many.mean() - full) < abs(few.mean() - full)
-    assert many.std() < few.std()
-
-
-@pytest.mark.parametrize("kind", ["full", "sampled"])
-def test_forward_backward_function_computes_the_mean_loss(kind):
-    w, b, y, x = problem(num_classes=80)
-    step = forward_backward_function(w, b, kind=kind)
-    loss, checksums = step(y, x, num_sampled=10, seed=2)
-    if kind == "full":
-        expected = np.mean(full_softmax_loss(w, b, y, x))
-    else:
-        expected = np.mean(sampled_softmax_loss(w, b, y, x, 10, seed=2))
-    np.testing.assert_allclose(loss, expected, rtol=1e-5)
-    assert len(checksums) == 3 and np.all(np.isfinite(checksums))
-
-
-@pytest.mark.parametrize("num_sampled", [None, 5])
-@pytest.mark.parametrize("remove_hits", [True, False])
-def test_logit_gradients_match_per_sample_autodiff(num_sampled, remove_hits):
-    w, b, y, x = problem(num_classes=12, dim=3, batch=2, time=2, dtype=np.float64)
-    values = None if num_sampled is None else candidates_with_hits(y, 12, 5)
-    grads = logit_gradients(
-        w, b, y, x, num_sampled,
-        remove_accidental_hits=remove_hits, sampled_values=values,
-    )  # fmt: skip
-    assert grads.shape == (2, 2, 12) and grads.dtype == tf.float64
-    for i, j in np.ndindex(2, 2):
-        biases = tf.constant(b)
-        with tf.GradientTape() as tape:
-            tape.watch(biases)
-            if num_sampled is None:
-                loss = full_softmax_loss(w, biases, y[i, j : j + 1], x[i, j : j + 1])
-            else:
-                one = (values[0], values[1][2 * i + j : 2 * i + j + 1], values[2])
-                loss = sampled_softmax_loss(
-                    w, biases, y[i, j : j + 1], x[i, j : j + 1], 5,
-                    remove_accidental_hits=remove_hits, sampled_values=one,
-                )  # fmt: skip
-        expected = tf.convert_to_tensor(tape.gradient(loss, biases))
-        np.testing.assert_allclose(grads[i, j], expected, rtol=1e-10, atol=1e-12)
-    # Each row sums to 0 for the full loss; only label and sampled rows move.
-    if num_sampled is None:
-        np.testing.assert_allclose(np.sum(grads, -1), 0.0, atol=1e-12)
-    else:
-        touched = set(values[0]) | set(y.ravel())
-        untouched = [c for c in range(12) if c not in touched]
-        np.testing.assert_array_equal(np.asarray(grads)[..., untouched], 0.0)
-
-
-def test_example_problem_shapes_and_repeatability():
-    data = example_problem(100, 4, 6, time_steps=3, seed=1)
-    assert data["weights"].shape == (100, 4) and data["biases"].shape == (100,)
-    assert data["labels"].shape == (6, 3) and data["inputs"].shape == (6, 3, 4)
-    np.testing.assert_allclose(np.exp(data["biases"]), np_log_uniform(100), rtol=1e-6)
-    again = example_problem(100, 4, 6, time_steps=3, seed=1)
-    for key in data:
-        np.testing.assert_array_equal(data[key], again[key])
-    assert data["labels"].max() < 100 and data["labels"].min() >= 0
 
 
 def test_formulas_are_latex_strings():

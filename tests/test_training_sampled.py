@@ -251,34 +251,39 @@ def test_every_run_lowers_its_loss_and_the_full_perplexity(runs):
         assert perplexity[-1] < 0.5 * SMALL["vocab_size"], name
         assert perplexity[-1] < perplexity[0], name
         # No model beats the generator itself on held-out text.
-        best = result.examples[0]["best_perplexity"]
+        best = result.summary["the generator's own, a floor no model beats"]
         assert perplexity[-1] > best, name
         assert all(s > 0 for s in history["seconds"]), name
 
 
-def test_examples_decode_predictions(runs):
+def test_summary_and_rows_decode_predictions(runs):
     result = runs["lazy_adam"]
-    summary, *rows = result.examples
-    assert summary["kind"] == "summary"
-    assert summary["val_perplexity_after"] == result.history["val_perplexity"][-1]
-    assert summary["vocab_size"] == SMALL["vocab_size"]
-    assert summary["first_step_seconds"] > 0
     data = task.dataset(0, SMALL["vocab_size"], SMALL["pairs_per_epoch"])
-    assert len(rows) == task.NUM_EXAMPLES
-    for i, row in enumerate(rows):
-        assert row["kind"] == "next_word"
-        assert row["previous"] == task.word(data["x_val"][i])
-        assert row["next"] == task.word(data["y_val"][i])
-        assert len(row["predicted"]) == task.TOP_K
-        probability = row["predicted_probability"]
-        assert probability == sorted(probability, reverse=True)
-        assert row["model_probability"] <= probability[0]
-        assert row["true_probability"] == pytest.approx(
-            next_word_loop(data["successors"], data["x_val"][i], data["y_val"][i])
+    summary = dict(result.summary)
+    assert summary.pop("first step, building the graph (s)") > 0
+    assert summary == {
+        "held-out perplexity after training": result.history["val_perplexity"][-1],
+        "uniform guess (the vocabulary size)": SMALL["vocab_size"],
+        "the generator's own, a floor no model beats": pytest.approx(
+            data["best_perplexity"]
+        ),
+    }
+    assert len(result.rows) == task.NUM_EXAMPLES
+    for i, row in enumerate(result.rows):
+        previous, following = data["x_val"][i], data["y_val"][i]
+        assert row["previous word"] == task.word(previous)
+        assert row["next word"] == task.word(following)
+        guesses = row["top guesses"].split(", ")
+        assert len(guesses) == task.TOP_K
+        percents = [int(g.split("(")[1].rstrip("%)")) for g in guesses]
+        assert percents == sorted(percents, reverse=True)
+        assert round(100 * row["P(next), model"]) <= percents[0]
+        assert row["P(next), true"] == pytest.approx(
+            next_word_loop(data["successors"], previous, following)
         )
-        assert row["favourites"] == [
-            task.word(s) for s in data["successors"][data["x_val"][i]]
-        ]
+        assert row["favourite successors"] == ", ".join(
+            task.word(s) for s in data["successors"][previous]
+        )
     for run in runs.values():
         assert json.loads(json.dumps(run.to_dict()))["task"] == "sampled"
 
@@ -292,9 +297,8 @@ def test_a_fixed_seed_repeats_exactly(runs):
 
     def timeless(result):
         history = {k: v for k, v in result.history.items() if k != "seconds"}
-        summary, *rows = result.examples
-        summary = {k: v for k, v in summary.items() if k != "first_step_seconds"}
-        return history, [summary, *rows]
+        summary = {k: v for k, v in result.summary.items() if "(s)" not in k}
+        return history, summary, result.rows
 
     assert timeless(again) == timeless(runs[name])
     assert timeless(other) != timeless(runs[name])
