@@ -17,9 +17,7 @@ need a larger weight. The pieces here:
   mean count of the other tokens;
 - ``perplexity``, ``masked_accuracy``: the usual scalar metrics over non-pad
   tokens; ``special_token_mae``: a per-token MAE that forgives correctly
-  predicted start/end tokens;
-- ``example_batch``: a small seeded batch of padded sequences and the logits of
-  a model that leans toward the end token, for the explorer page and tests.
+  predicted start/end tokens.
 
 Keras 3's ``class_weight`` argument of ``Model.fit`` does not work for sequence
 targets: for an integer target ``[batch, time]`` it takes the argmax over the
@@ -445,121 +443,6 @@ def end_token_class_weights(y_true, num_classes, *, end_id, pad_id=None):
     if counts[end_id] > 0 and present.size:
         weights[end_id] = present.mean() / counts[end_id]
     return weights
-
-
-def single_class_weights(num_classes, class_id, weight):
-    """A weight vector of ones with ``weight`` at ``class_id``.
-
-    Args:
-      num_classes: ``C >= 1``.
-      class_id: in ``[0, C - 1]``.
-      weight: non-negative finite number.
-
-    Returns:
-      numpy float64 vector ``[num_classes]``.
-    """
-    check_number("num_classes", num_classes, low=1, integer=True)
-    check_number("class_id", class_id, low=0, high=num_classes - 1, integer=True)
-    check_number("weight", weight, low=0.0, high=float("inf"), high_open=True)
-    weights = np.ones(int(num_classes), dtype=np.float64)
-    weights[int(class_id)] = float(weight)
-    return weights
-
-
-def example_batch(
-    num_sequences=6,
-    max_len=10,
-    num_classes=8,
-    *,
-    mask_ratio=0.3,
-    pad_id=0,
-    start_id=1,
-    end_id=2,
-    end_bias=2.5,
-    signal=1.5,
-    seed=0,
-):
-    """A seeded batch of padded sequences and logits leaning toward the end token.
-
-    Each row is ``[start, content..., end, pad, ...]``. The number of padded
-    positions is ``round(mask_ratio * num_sequences * max_len)``, spread over
-    rows at seed-dependent speeds so rows have different lengths; the padded
-    set only grows with ``mask_ratio`` (the same seed gives nested batches, so
-    sweeps over the ratio are smooth). A row of length 1 is ``[end]``.
-
-    The logits are those of a model that "predicts mostly the end token":
-    ``N(0, 1)`` noise, ``+ signal`` on the true label, ``+ end_bias`` on the end
-    token everywhere. Under padding the model has learnt the pad class (``+ 4``
-    on it, when ``pad_id`` is a class), as real models do, which makes the
-    unmasked loss look better than it is.
-
-    Args:
-      num_sequences: ``B >= 1``.
-      max_len: ``T >= 1``.
-      num_classes: ``C``; at least one class must be left for content tokens.
-      mask_ratio: share of padded positions, in [0, 1].
-      pad_id: padding label ``<= C - 1`` (negative: a sentinel, not a class).
-      start_id, end_id: special token classes in ``[0, C - 1]``, distinct from
-        each other and from ``pad_id``.
-      end_bias: logit added to the end token everywhere, in [0, 50].
-      signal: logit added to the true label, in [0, 50].
-      seed: integer seed.
-
-    Returns:
-      ``(y_true, logits)``: numpy int32 ``[B, T]`` and float32 ``[B, T, C]``.
-    """
-    check_number("num_sequences", num_sequences, low=1, integer=True)
-    check_number("max_len", max_len, low=1, integer=True)
-    check_number("num_classes", num_classes, low=1, integer=True)
-    check_number("mask_ratio", mask_ratio, low=0.0, high=1.0)
-    high = int(num_classes) - 1
-    check_number("pad_id", pad_id, high=high, integer=True)
-    check_number("start_id", start_id, low=0, high=high, integer=True)
-    check_number("end_id", end_id, low=0, high=high, integer=True)
-    check_number("end_bias", end_bias, low=0.0, high=50.0)
-    check_number("signal", signal, low=0.0, high=50.0)
-    check_number("seed", seed, low=0, integer=True)
-    if len({int(pad_id), int(start_id), int(end_id)}) != 3:
-        raise ValueError(
-            "`pad_id`, `start_id` and `end_id` must be three different ids, got "
-            f"{pad_id}, {start_id}, {end_id}."
-        )
-    content = [c for c in range(num_classes) if c not in (pad_id, start_id, end_id)]
-    if not content:
-        raise ValueError(
-            f"`num_classes` must leave a content class besides the special ids, "
-            f"got {num_classes}."
-        )
-    b, t, c = int(num_sequences), int(max_len), int(num_classes)
-    rng = np.random.default_rng(int(seed))
-    speeds = rng.uniform(0.5, 1.5, size=b)
-    tokens = rng.choice(content, size=(b, t))
-    noise = rng.standard_normal((b, t, c))
-
-    # Position k from the end of row i is padded in the order of (k + 1) * speed_i:
-    # taking the smallest keys pads each row from its end, nested in mask_ratio.
-    keys = (np.arange(t)[None, :] + 1.0) * speeds[:, None]
-    num_pad = int(round(float(mask_ratio) * b * t))
-    pad_from_end = np.zeros((b, t), dtype=bool)
-    chosen = np.argsort(keys, axis=None, kind="stable")[:num_pad]
-    pad_from_end.flat[chosen] = True
-    lengths = t - pad_from_end.sum(axis=1)
-
-    y_true = np.full((b, t), pad_id, dtype=np.int32)
-    for row, length in enumerate(lengths):
-        if length >= 1:
-            y_true[row, :length] = tokens[row, :length]
-            y_true[row, 0] = start_id if length >= 2 else end_id
-            y_true[row, length - 1] = end_id
-
-    logits = noise
-    logits[..., end_id] += end_bias
-    is_pad = y_true == pad_id
-    rows, cols = np.nonzero(~is_pad)
-    logits[rows, cols, y_true[rows, cols]] += signal
-    if pad_id >= 0:
-        logits[..., pad_id] += np.where(is_pad, 4.0, 0.0)
-    return y_true, logits.astype(np.float32)
 
 
 @keras.saving.register_keras_serializable(package="lossviz")

@@ -11,12 +11,10 @@ from lossviz._tf import tf
 from lossviz.sequence import (
     MaskedSparseCategoricalCrossentropy,
     end_token_class_weights,
-    example_batch,
     mask_as_sample_weight_crossentropy,
     masked_accuracy,
     masked_sparse_categorical_crossentropy,
     perplexity,
-    single_class_weights,
     special_token_mae,
     token_crossentropy,
     token_mean_crossentropy,
@@ -536,14 +534,6 @@ def test_end_token_class_weights_invalid():
         end_token_class_weights(np.array([[1.5, 2.0]]), C, end_id=2)
 
 
-def test_single_class_weights():
-    np.testing.assert_array_equal(single_class_weights(4, 2, 3.0), [1, 1, 3, 1])
-    with pytest.raises(ValueError, match="weight"):
-        single_class_weights(4, 2, -1.0)
-    with pytest.raises(ValueError, match="class_id"):
-        single_class_weights(4, 4, 1.0)
-
-
 # ------------------------------------------------------------ tf.function
 def test_everything_works_inside_tf_function():
     y, z = batch()
@@ -699,55 +689,6 @@ def test_keras_class_weight_in_fit_misreads_sequence_targets():
     per_sequence_weight = np.array([class_weight[t] for t in np.argmax(y, axis=-1)])
     expected = np.mean(per_sequence_weight * ref_per_sequence(y, z))
     np.testing.assert_allclose(history.history["loss"][0], expected, rtol=1e-5)
-
-
-# ------------------------------------------------------------ example_batch
-@pytest.mark.parametrize("pad_id", [0, 7, -1])
-def test_example_batch_structure(pad_id):
-    start_id, end_id = (1, 2) if pad_id != 1 else (3, 2)
-    y, z = example_batch(
-        mask_ratio=0.3, pad_id=pad_id, start_id=start_id, end_id=end_id
-    )
-    assert y.shape == (6, 10) and z.shape == (6, 10, 8)
-    assert y.dtype == np.int32 and z.dtype == np.float32
-    assert np.sum(y == pad_id) == 18
-    for row in y:
-        length = int(np.sum(row != pad_id))
-        np.testing.assert_array_equal(row[length:], pad_id)
-        if length:
-            assert row[length - 1] == end_id
-        if length >= 2:
-            assert row[0] == start_id
-    assert len({tuple(row) for row in (y != pad_id)}) > 1  # lengths differ
-
-
-def test_example_batch_is_seeded_and_nested():
-    a = example_batch(mask_ratio=0.2, seed=5)
-    b = example_batch(mask_ratio=0.2, seed=5)
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
-    previous = np.zeros((6, 10), bool)
-    for ratio in np.linspace(0, 1, 11):
-        y, _ = example_batch(mask_ratio=ratio, seed=5)
-        padded = y == 0
-        assert np.all(padded[previous])
-        previous = padded
-    assert np.all(previous)
-
-
-def test_example_batch_model_leans_toward_end_token():
-    y, z = example_batch(mask_ratio=0.0, seed=1)
-    predicted = np.argmax(z, axis=-1)
-    assert np.mean(predicted == 2) > 0.5
-
-
-def test_example_batch_invalid():
-    with pytest.raises(ValueError, match="mask_ratio"):
-        example_batch(mask_ratio=1.5)
-    with pytest.raises(ValueError, match="pad_id"):
-        example_batch(pad_id=2)
-    with pytest.raises(ValueError, match="num_classes"):
-        example_batch(num_classes=3)
 
 
 # ------------------------------------------------------------ properties

@@ -24,11 +24,6 @@ def runs():
     }
 
 
-def summary_of(result):
-    (summary,) = [e for e in result.examples if e["kind"] == "summary"]
-    return summary
-
-
 # ------------------------------------------------------------------ the data
 
 
@@ -165,25 +160,57 @@ def test_metrics_callback_logs_against_numpy():
     assert logs["loss"] == 1.0
 
 
-def test_decoded_examples_follow_the_argmax():
-    sources = np.array([[1, 3, 4, 2, 0, 0], [1, 5, 2, 0, 0, 0]])
-    targets = np.array([[3, 4, 2, 0, 0, 0], [5, 2, 0, 0, 0, 0]])
-    logits = np.zeros((2, 6, 6))
-    guesses = np.array([[3, 5, 2, 0, 0, 0], [0, 2, 2, 2, 0, 0]])
-    logits[np.arange(2)[:, None], np.arange(6)[None, :], guesses] = 1.0
-    first, second = task.decoded_examples(sources, targets, logits, count=2)
+def test_decoded_rows_follow_the_argmax():
+    sources = np.array([[1, 3, 4, 2, 0, 0], [1, 5, 2, 0, 0, 0], [1, 6, 2, 0, 0, 0]])
+    targets = np.array([[3, 4, 2, 0, 0, 0], [5, 2, 0, 0, 0, 0], [6, 2, 0, 0, 0, 0]])
+    logits = np.zeros((3, 6, 7))
+    guesses = np.array(
+        [[3, 5, 2, 0, 0, 0], [0, 2, 2, 2, 0, 0], [6, 2, 2, 0, 0, 0]]
+    )
+    logits[np.arange(3)[:, None], np.arange(6)[None, :], guesses] = 1.0
+    first, second, third = task.decoded_rows(sources, targets, logits, count=3)
     assert first == {
-        "kind": "copy",
-        "input": ["<s>", "a", "b", "</s>"],
-        "target": ["a", "b", "</s>"],
-        "predicted": ["a", "c", "</s>"],
-        "output": ["a", "c"],
-        "correct": 2,
-        "length": 3,
+        "input": "<s> a b </s>",
+        "target": "a b </s>",
+        "predicted, step by step": "a c </s>",
+        "output": "a c",
+        "steps right": "2 / 3",
+        "copied": False,
     }
-    assert second["predicted"] == ["<pad>", "</s>"]
-    assert second["output"] == []
-    assert second["correct"] == 1
+    assert second["predicted, step by step"] == "<pad> </s>"
+    assert second["output"] == "(empty)"
+    assert second["steps right"] == "1 / 2"
+    assert third["output"] == "d" and third["copied"] is True
+
+
+def test_run_summary_against_numpy():
+    rng = np.random.default_rng(4)
+    _, targets = task.copy_dataset(rng, 30, max_len=4, padded_len=8, num_tokens=5)
+    _, held = task.copy_dataset(rng, 20, max_len=4, padded_len=8, num_tokens=5)
+    logits = rng.normal(size=(20, 8, 8))
+    loss = task.make_loss("masked_end_weight", targets, 8)
+    summary = task.run_summary(loss, targets, held, logits)
+    predicted = np.argmax(logits, axis=-1)
+    real = held != task.PAD_ID
+    assert summary == pytest.approx(
+        {
+            "held-out accuracy on real steps": np.mean(
+                predicted[real] == held[real]
+            ),
+            "real steps predicted `</s>`": np.mean(predicted[real] == task.END_ID),
+            "real target steps that are `</s>`": np.sum(held == task.END_ID)
+            / real.sum(),
+            "real steps predicted `<pad>`": np.mean(predicted[real] == task.PAD_ID),
+            "end-token weight": loss.class_weights[task.END_ID],
+            "training target steps that are `<pad>`": np.mean(
+                targets == task.PAD_ID
+            ),
+            "held-out sequences": 20,
+        }
+    )
+    unweighted = task.run_summary(task.make_loss("masked", targets, 8), targets,
+                                  held, logits)  # fmt: skip
+    assert unweighted["end-token weight"] == 1.0
 
 
 # ------------------------------------------------------------------ the runs
@@ -202,7 +229,7 @@ def test_unmasked_run_fills_real_steps_with_end_and_padding(runs):
     says </s> or <pad> on many real steps and copies few tokens, although its
     accuracy over every step looks good."""
     history = runs["unmasked"].history
-    target_end_share = summary_of(runs["unmasked"])["target_end_share"]
+    target_end_share = runs["unmasked"].summary["real target steps that are `</s>`"]
     stop = np.add(history["end_share"], history["pad_share"])
     assert stop[0] > 0.6  # after one epoch, mostly end and padding
     assert stop[-1] > 0.4 > 1.5 * target_end_share
@@ -214,40 +241,45 @@ def test_masked_run_with_end_weight_copies(runs):
     weighted = runs["masked_end_weight"].history
     unmasked = runs["unmasked"].history
     masked = runs["masked"].history
-    summary = summary_of(runs["masked_end_weight"])
+    summary = runs["masked_end_weight"].summary
     assert weighted["masked_accuracy"][-1] > 0.85
     assert weighted["masked_accuracy"][-1] > unmasked["masked_accuracy"][-1] + 0.5
     assert weighted["masked_accuracy"][-1] > masked["masked_accuracy"][-1]
     # End where the targets end, padding never on a real step.
     assert weighted["end_share"][-1] == pytest.approx(
-        summary["target_end_share"], abs=0.03
+        summary["real target steps that are `</s>`"], abs=0.03
     )
     assert weighted["pad_share"][-1] == 0.0
     # Without the weight the frequent end token takes over the first epoch.
     assert masked["end_share"][0] > weighted["end_share"][0] + 0.2
     # The end token is the most frequent real token here: balanced, it weighs less.
-    assert summary["end_weight"] < 0.5
-    assert summary_of(runs["masked"])["end_weight"] == 1.0
+    assert summary["end-token weight"] < 0.5
+    assert runs["masked"].summary["end-token weight"] == 1.0
+    # The summary states the last epoch's held-out figures.
+    assert summary["held-out accuracy on real steps"] == pytest.approx(
+        weighted["masked_accuracy"][-1]
+    )
+    assert summary["real steps predicted `</s>`"] == pytest.approx(
+        weighted["end_share"][-1]
+    )
 
 
-def test_examples_decode_the_held_out_rows(runs):
+def test_rows_decode_the_held_out_rows(runs):
     for variant, result in runs.items():
-        rows = [e for e in result.examples if e["kind"] == "copy"]
-        assert len(rows) == task.NUM_EXAMPLES, variant
-        for row in rows:
-            assert row["input"][0] == "<s>" and row["input"][-1] == "</s>"
-            assert row["input"][1:] == row["target"]
-            assert len(row["predicted"]) == row["length"] == len(row["target"])
-            right = sum(
-                p == t for p, t in zip(row["predicted"], row["target"], strict=True)
-            )
-            assert right == row["correct"]
+        assert len(result.rows) == task.NUM_EXAMPLES, variant
+        for row in result.rows:
+            source, target = row["input"].split(), row["target"].split()
+            predicted = row["predicted, step by step"].split()
+            assert source[0] == "<s>" and source[1:] == target
+            assert target[-1] == "</s>" and len(predicted) == len(target)
+            right = sum(p == t for p, t in zip(predicted, target, strict=True))
+            assert row["steps right"] == f"{right} / {len(target)}"
+            assert row["copied"] == (row["output"].split() == target[:-1])
     # Same seed: every variant decodes the same held-out inputs.
-    inputs = {
-        v: [e["input"] for e in r.examples if e["kind"] == "copy"]
-        for v, r in runs.items()
-    }
+    inputs = {v: [row["input"] for row in r.rows] for v, r in runs.items()}
     assert inputs["unmasked"] == inputs["masked"] == inputs["masked_end_weight"]
+    # Trained with the end weight, the model copies most of them.
+    assert sum(row["copied"] for row in runs["masked_end_weight"].rows) >= 3
 
 
 def test_results_are_plain_json(runs):
@@ -263,17 +295,18 @@ def test_a_fixed_seed_repeats_exactly():
 
     a, b, c = run(7), run(7), run(8)
     assert a.history == b.history
-    assert a.examples == b.examples
+    assert a.summary == b.summary and a.rows == b.rows
     assert a.history != c.history
 
 
-def test_should_stop_keeps_the_epoch_and_the_examples():
+def test_should_stop_keeps_the_epoch_the_summary_and_the_rows():
     result = training.train(
         "sequence", "unmasked", epochs=5, should_stop=lambda: True, **TINY
     )
     assert result.epochs == [1]
     assert result.stopped == "stopped by the user"
-    assert [e["kind"] for e in result.examples][:2] == ["summary", "copy"]
+    assert result.summary["held-out sequences"] == task.NUM_HELDOUT
+    assert len(result.rows) == task.NUM_EXAMPLES
 
 
 def test_task_is_registered():

@@ -27,6 +27,10 @@ After every epoch a callback predicts a held-out set and logs
 ``pad_share`` (which share of the real target steps the model fills with the
 end token or with padding) and ``all_steps_accuracy`` (the accuracy a plain
 Keras ``"accuracy"`` metric would report: every step, padding included).
+After the last epoch the run's ``summary`` states those shares on the
+held-out set beside the targets' own, with the loss's end-token weight
+(``run_summary``), and its ``rows`` decode the first held-out sequences
+(``decoded_rows``).
 
 Everything is generated from the run's seed (``core.rng``), nothing is
 downloaded, and every size is capped.
@@ -240,13 +244,16 @@ def greedy_output(predicted) -> list[int]:
     return output
 
 
-def decoded_examples(sources, targets, logits, count=NUM_EXAMPLES) -> list[dict]:
-    """The first ``count`` held-out rows as token lists, JSON-friendly.
+def decoded_rows(sources, targets, logits, count=NUM_EXAMPLES) -> list[dict]:
+    """The first ``count`` held-out rows as the Train panel's table rows.
 
-    Each row: ``input`` (the source up to ``</s>``), ``target`` (up to
-    ``</s>``), ``predicted`` (the argmax at each of the target's real steps,
-    one for one), ``output`` (the greedy output, cut at the first ``</s>`` or
-    ``<pad>``), ``correct`` (real steps right) and ``length`` (real steps).
+    Each row, by column: ``input`` (the source up to ``</s>``), ``target`` (up
+    to ``</s>``), ``predicted, step by step`` (the argmax at each of the
+    target's real steps, one for one), ``output`` (the greedy output, cut at
+    the first ``</s>`` or ``<pad>``; ``(empty)`` if nothing is left), ``steps
+    right`` (``"right / real steps"``) and ``copied`` (the output is the
+    target's content, a bool). Tokens are written as ``token_names`` and
+    joined by spaces.
     """
     predicted = np.argmax(np.asarray(logits), axis=-1)
     rows = []
@@ -254,18 +261,43 @@ def decoded_examples(sources, targets, logits, count=NUM_EXAMPLES) -> list[dict]
         sources[:count], targets[:count], predicted[:count], strict=True
     ):
         length = int(np.sum(target != PAD_ID))
+        output = greedy_output(guess)
+        right = int(np.sum(guess[:length] == target[:length]))
         rows.append(
             {
-                "kind": "copy",
-                "input": token_names(source[: length + 1]),
-                "target": token_names(target[:length]),
-                "predicted": token_names(guess[:length]),
-                "output": token_names(greedy_output(guess)),
-                "correct": int(np.sum(guess[:length] == target[:length])),
-                "length": length,
+                "input": " ".join(token_names(source[: length + 1])),
+                "target": " ".join(token_names(target[:length])),
+                "predicted, step by step": " ".join(token_names(guess[:length])),
+                "output": " ".join(token_names(output)) or "(empty)",
+                "steps right": f"{right} / {length}",
+                "copied": output == [int(t) for t in target[: length - 1]],
             }
         )
     return rows
+
+
+def run_summary(loss, targets, held_targets, logits) -> dict:
+    """The finished run's headline figures on the held-out sequences, by the
+    label the Train panel shows: accuracy on the real steps, the share of
+    them predicted ``</s>`` (against the targets' own share) and ``<pad>``,
+    the end-token weight of the loss, and how much of the training targets
+    is padding."""
+    held_real = held_targets != PAD_ID
+    shares = prediction_shares(held_targets, np.argmax(np.asarray(logits), axis=-1))
+    weights = loss.class_weights or [1.0] * int(np.shape(logits)[-1])
+    return {
+        "held-out accuracy on real steps": float(
+            sequence.masked_accuracy(held_targets, logits, pad_id=PAD_ID)
+        ),
+        "real steps predicted `</s>`": shares["end_share"],
+        "real target steps that are `</s>`": float(
+            np.mean(held_targets[held_real] == END_ID)
+        ),
+        "real steps predicted `<pad>`": shares["pad_share"],
+        "end-token weight": float(weights[END_ID]),
+        "training target steps that are `<pad>`": float(np.mean(targets == PAD_ID)),
+        "held-out sequences": len(held_targets),
+    }
 
 
 def _run(ctx: core.RunContext) -> None:
@@ -294,18 +326,9 @@ def _run(ctx: core.RunContext) -> None:
         callbacks=[metrics, *ctx.callbacks],
         verbose=0,
     )
-    held_real = held_targets != PAD_ID
-    ctx.result.examples.append(
-        {
-            "kind": "summary",
-            "end_weight": float((loss.class_weights or [1.0] * classes)[END_ID]),
-            "padding_share": float(np.mean(targets == PAD_ID)),
-            "target_end_share": float(np.mean(held_targets[held_real] == END_ID)),
-            "num_classes": classes,
-        }
-    )
     logits = metrics.logits if metrics.logits is not None else model(held_sources)
-    ctx.result.examples.extend(decoded_examples(held_sources, held_targets, logits))
+    ctx.result.summary.update(run_summary(loss, targets, held_targets, logits))
+    ctx.result.rows.extend(decoded_rows(held_sources, held_targets, logits))
 
 
 TASK = core.register_task(
