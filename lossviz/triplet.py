@@ -31,8 +31,8 @@ References:
 from __future__ import annotations
 
 import keras
-import numpy as np
 
+from lossviz import sequence
 from lossviz._common import as_float, check_number
 from lossviz._tf import tf
 
@@ -166,34 +166,6 @@ def cosine_triplet_loss(anchor, positive, negative, *, margin=0.1):
     margin = as_float(margin, dtype=anchor.dtype)
     gap = margin + _cosine(anchor, negative) - _cosine(anchor, positive)
     return tf.nn.relu(gap)
-
-
-def masked_token_cross_entropy(y_true, logits, *, pad_id=0):
-    """Per-token sparse cross-entropy from logits, 0 at padding positions.
-
-    ``ce[b, t] = m[b, t] * -log softmax(logits[b, t])[y_true[b, t]]`` with
-    ``m = (y_true != pad_id)``.
-
-    Args:
-      y_true: int ``[batch, time]`` token ids.
-      logits: float ``[batch, time, num_classes]``.
-      pad_id: the padding id; positions holding it are left out. It need not
-        be a valid class (e.g. ``-100``).
-
-    Returns:
-      ``[batch, time]`` float32 (float64 for float64 logits); 0 where padded,
-      with a zero gradient there.
-    """
-    check_number("pad_id", pad_id, integer=True)
-    logits = as_float(logits)
-    y_true = tf.cast(y_true, tf.int32)
-    mask = tf.not_equal(y_true, pad_id)
-    # The padding id may not be a class: give the op a valid label there.
-    safe_labels = tf.where(mask, y_true, tf.zeros_like(y_true))
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=safe_labels, logits=logits
-    )
-    return tf.where(mask, ce, tf.zeros_like(ce))
 
 
 def _split_triplet(y_pred):
@@ -426,10 +398,17 @@ class MaskedCrossEntropyLayer(keras.layers.Layer):
     report under their names: ``perplexity`` (``exp`` of the token-mean
     cross-entropy over the epoch) and ``masked_accuracy`` (share of non-pad
     tokens whose argmax is the label). Compile the model with no ``loss``.
+    The per-token cross-entropy is ``lossviz.sequence.token_crossentropy``.
 
     Args:
-      pad_id: int, the padding id in ``y_true``.
+      pad_id: int, the padding id in ``y_true``, at most ``num_classes - 1``;
+        a sentinel that is not a class (e.g. ``-100``) works too, and one
+        that never occurs counts every position (an unmasked loss).
       **kwargs: as for ``keras.layers.Layer``.
+
+    Raises:
+      ValueError: ``pad_id`` not an integer (at construction), or above
+        ``num_classes - 1`` (at the first call).
     """
 
     def __init__(self, pad_id=0, **kwargs):
@@ -442,7 +421,10 @@ class MaskedCrossEntropyLayer(keras.layers.Layer):
     def call(self, inputs):
         y_true, logits = inputs
         y_true = tf.cast(y_true, tf.int32)
-        ce = masked_token_cross_entropy(y_true, logits, pad_id=self.pad_id)
+        # The one masked per-token cross-entropy of the package (its padded
+        # logits never reach the op, so a garbage logit under padding cannot
+        # give NaN or a gradient).
+        ce = sequence.token_crossentropy(y_true, logits, pad_id=self.pad_id)
         mask = tf.not_equal(y_true, self.pad_id)
         weights = tf.cast(mask, ce.dtype)
         # May be 0! (a batch of padding only)
@@ -458,124 +440,6 @@ class MaskedCrossEntropyLayer(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pad_id": self.pad_id}
-
-
-def masked_cross_entropy_report(y_true, logits, *, pad_id=0):
-    """What ``fit`` reports for one batch through ``MaskedCrossEntropyLayer``.
-
-    Runs a fresh layer once, eagerly, and reads the loss it added and its two
-    metrics. A ``pad_id`` that never occurs in ``y_true`` (e.g. ``-1``) counts
-    every position, as an unmasked loss would.
-
-    Args:
-      y_true: int ``[batch, time]``.
-      logits: float ``[batch, time, num_classes]``.
-      pad_id: int, the padding id.
-
-    Returns:
-      ``{"loss", "perplexity", "masked_accuracy", "tokens"}`` as Python
-      floats (``tokens``: how many positions count). A batch of padding only
-      gives loss 0, perplexity 1 and accuracy 0.
-    """
-    check_number("pad_id", pad_id, integer=True)
-    layer = MaskedCrossEntropyLayer(pad_id=pad_id)
-    layer([y_true, logits])
-    return {
-        "loss": float(layer.losses[0]),
-        "perplexity": float(layer.perplexity.result()),
-        "masked_accuracy": float(layer.masked_accuracy.result()),
-        "tokens": float(layer.perplexity.count.numpy()),
-    }
-
-
-def example_triplets(num_triplets=64, dim=8, *, hard_share=0.25, seed=0):
-    """A small seeded set of (question, right answer, wrong answer) embeddings.
-
-    Easy triplets: the right answer is the question plus a little noise, the
-    wrong answer an unrelated vector (``cos(q, a+)`` near 0.8, ``cos(q, a-)``
-    near 0). Hard triplets: the wrong answer is the closer one. The last
-    wrong answer is the zero vector (an empty answer, which
-    ``MaskedMeanPooling`` encodes as zeros): its cosine is 0. The same seed
-    gives the same vectors for every ``hard_share``; only which triplets are
-    hard changes.
-
-    Args:
-      num_triplets: int ``>= 2``.
-      dim: int ``>= 1``.
-      hard_share: share of hard triplets, in ``[0, 1]``.
-      seed: int ``>= 0``.
-
-    Returns:
-      ``(anchor, positive, negative, hard)``: three float32
-      ``[num_triplets, dim]`` arrays and a bool ``[num_triplets]`` array.
-    """
-    check_number("num_triplets", num_triplets, low=2, integer=True)
-    check_number("dim", dim, low=1, integer=True)
-    check_number("hard_share", hard_share, low=0, high=1)
-    check_number("seed", seed, low=0, integer=True)
-    rng = np.random.default_rng(int(seed))
-    shape = (int(num_triplets), int(dim))
-    anchor = rng.normal(size=shape)
-    near, far, unrelated = (rng.normal(size=shape) for _ in range(3))
-    order = rng.permutation(shape[0])
-    hard = np.zeros(shape[0], bool)
-    hard[order[: int(round(hard_share * shape[0]))]] = True
-    column = hard[:, None]
-    positive = np.where(column, anchor + 1.2 * far, anchor + 0.5 * near)
-    negative = np.where(column, anchor + 0.6 * near, unrelated)
-    negative[-1] = 0.0
-    return (
-        anchor.astype(np.float32),
-        positive.astype(np.float32),
-        negative.astype(np.float32),
-        hard,
-    )
-
-
-PAD_CONFIDENCE = 8.0
-
-
-def example_token_batch(
-    batch_size=4, length=8, num_classes=6, *, pad_share=0.3, logit_scale=2.0, seed=0
-):
-    """A small seeded batch of padded target ids and a model's logits.
-
-    Each row holds real tokens (ids ``1..num_classes-1``) then padding (id 0),
-    about ``pad_share`` of the positions. The logits are standard normal
-    noise plus ``logit_scale`` on the target id, and plus ``PAD_CONFIDENCE``
-    on id 0 at padding positions: padding is easy to predict, so a model
-    trained without a mask learns it first, and unmasked metrics look better
-    than the model is.
-
-    Args:
-      batch_size: int ``>= 1``.
-      length: int ``>= 1``, positions per row.
-      num_classes: int ``>= 2``.
-      pad_share: in ``[0, 1]``; 1 gives a batch of padding only.
-      logit_scale: ``>= 0``, how confident the model is.
-      seed: int ``>= 0``.
-
-    Returns:
-      ``(y_true, logits)``: int32 ``[batch_size, length]`` and float32
-      ``[batch_size, length, num_classes]``.
-    """
-    check_number("batch_size", batch_size, low=1, integer=True)
-    check_number("length", length, low=1, integer=True)
-    check_number("num_classes", num_classes, low=2, integer=True)
-    check_number("pad_share", pad_share, low=0, high=1)
-    check_number("logit_scale", logit_scale, low=0)
-    check_number("seed", seed, low=0, integer=True)
-    rng = np.random.default_rng(int(seed))
-    batch_size, length, num_classes = int(batch_size), int(length), int(num_classes)
-    y_true = rng.integers(1, num_classes, size=(batch_size, length))
-    jitter = rng.integers(-1, 2, size=batch_size) if 0 < pad_share < 1 else 0
-    keep = np.clip(np.round(length * (1 - pad_share)) + jitter, 0, length)
-    padded = np.arange(length)[None, :] >= np.broadcast_to(keep, (batch_size,))[:, None]
-    y_true[padded] = 0
-    logits = rng.normal(size=(batch_size, length, num_classes))
-    confidence = np.where(padded, PAD_CONFIDENCE, logit_scale)[..., None]
-    logits += confidence * np.eye(num_classes)[y_true]
-    return y_true.astype(np.int32), logits.astype(np.float32)
 
 
 def build_masked_lm_model(

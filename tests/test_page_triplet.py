@@ -1,4 +1,5 @@
-"""The "Loss as a layer (triplet)" page: runs, every control's range, reset."""
+"""The "Loss as a layer (triplet)" page: runs, shows what the explore layer
+computes, every control's range, reset, the Train panel."""
 
 from pathlib import Path
 
@@ -6,22 +7,14 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lossviz import triplet
+from lossviz.explore import triplet as explore
 from ui.layout import format_value
+from views.content import triplet as content
 
 PAGE = str(Path(__file__).resolve().parents[1] / "views" / "triplet.py")
-DEFAULTS = {
-    "triplet_margin": 0.1,
-    "triplet_hard": 0.25,
-    "triplet_pad": 0.3,
-    "triplet_confidence": 2.0,
-}
-RANGES = {
-    "triplet_margin": (0.0, 2.0),
-    "triplet_hard": (0.0, 1.0),
-    "triplet_pad": (0.0, 1.0),
-    "triplet_confidence": (0.0, 6.0),
-}
+CONTROLS = content.CONTROLS.resolved()
+DEFAULTS = dict(CONTROLS.defaults())
+KEYS = {name: CONTROLS.key(name) for name in CONTROLS.names}
 
 
 @pytest.fixture(scope="module")
@@ -42,63 +35,94 @@ def layer_metrics(at):
 
 
 def set_defaults(at):
-    for key, value in DEFAULTS.items():
-        at.slider(key=key).set_value(value)
+    for name, value in DEFAULTS.items():
+        at.slider(key=KEYS[name]).set_value(value)
     at.run()
     assert not at.exception
 
 
-def test_page_shows_the_numbers_lossviz_computes(app):
+def test_controls_are_keyed_by_page_and_name_and_margin_follows_the_registry():
+    assert KEYS == {
+        "margin": "triplet_margin",
+        "hard_share": "triplet_hard_share",
+        "pad_share": "triplet_pad_share",
+        "logit_scale": "triplet_logit_scale",
+    }
+    margin = CONTROLS["margin"]
+    assert (margin.low, margin.high, margin.step) == explore.PARAMS["margin"].ui_range
+    assert margin.default == explore.PARAMS["margin"].default
+
+
+def test_page_shows_the_numbers_the_explore_layer_computes(app):
     set_defaults(app)
-    anchor, positive, negative, _ = triplet.example_triplets(
-        64, 8, hard_share=DEFAULTS["triplet_hard"], seed=0
+    setting = explore.Setting(DEFAULTS["margin"], DEFAULTS["hard_share"])
+    point = explore.at_setting(setting, 0)
+    assert metrics(app) == {
+        "Triplet loss, batch mean": format_value(point.mean_loss),
+        "Share of active triplets": format_value(point.active_share),
+        "‖∂L/∂q‖ over the batch": format_value(point.grad_norm),
+        "Triplets with zero gradient": format_value(point.zero_gradient),
+    }
+    tokens = explore.layer_reports(
+        explore.LayerSetting(DEFAULTS["pad_share"], DEFAULTS["logit_scale"]), 0
     )
-    loss = triplet.cosine_triplet_loss(
-        anchor, positive, negative, margin=DEFAULTS["triplet_margin"]
-    ).numpy()
-    shown = metrics(app)
-    assert shown["Triplet loss, batch mean"] == format_value(loss.mean())
-    assert shown["Share of active triplets"] == format_value((loss > 0).mean())
-    assert shown["Triplets with zero gradient"] == format_value((loss == 0).sum())
-    y_true, logits = triplet.example_token_batch(
-        4, 8, 6, pad_share=DEFAULTS["triplet_pad"], logit_scale=2.0, seed=0
-    )
-    report = triplet.masked_cross_entropy_report(y_true, logits, pad_id=0)
-    masked, _ = layer_metrics(app)
-    assert masked == [
-        format_value(report[name]) for name in ("loss", "perplexity", "masked_accuracy")
-    ]
+    masked, unmasked = layer_metrics(app)
+    for shown, report in ((masked, tokens.masked), (unmasked, tokens.unmasked)):
+        assert shown == [
+            format_value(report.loss),
+            format_value(report.perplexity),
+            format_value(report.masked_accuracy),
+        ]
+    text = [m.value for m in app.markdown]
+    assert f"{tokens.masked.tokens} tokens count" in " ".join(text)
+    batch = explore.triplets(setting.batch, 0)
+    captions = " ".join(c.value for c in app.caption)
+    assert content.gap_caption(batch.wrong_order, 64, batch.max_gap) in captions
+    sweep = explore.margin_sweep(setting.batch, 0)
+    assert content.sweep_caption(sweep.all_active_from) in captions
     assert len(app.get("plotly_chart")) == 7
     assert not app.warning  # nothing non-finite at the defaults
 
 
-def test_moving_the_margin_changes_the_loss_metric(app):
+def test_moving_the_margin_changes_the_loss_metric_and_the_snippet(app):
     set_defaults(app)
     before = metrics(app)
     app.slider(key="triplet_margin").set_value(0.8).run()
     assert not app.exception
     after = metrics(app)
-    assert after["Triplet loss, batch mean"] != before["Triplet loss, batch mean"]
     assert float(after["Triplet loss, batch mean"]) > float(
         before["Triplet loss, batch mean"]
     )
     assert float(after["Share of active triplets"]) > float(
         before["Share of active triplets"]
     )
+    assert any("margin=0.8)" in code.value for code in app.code)
 
 
-@pytest.mark.parametrize("key", list(RANGES))
-def test_every_control_at_min_default_max(app, key):
+def test_margin_zero_shows_only_wrongly_ranked_triplets_active(app):
     set_defaults(app)
-    for value in (*RANGES[key], DEFAULTS[key]):
-        app.slider(key=key).set_value(value).run()
-        assert not app.exception, (key, value)
-        assert all("⚠" not in m.value for m in app.metric), (key, value)
+    app.button(key="lesson_triplet_Margin 0: nothing to learn").click().run()
+    assert not app.exception
+    assert app.slider(key="triplet_margin").value == 0.0
+    batch = explore.triplets(explore.Batch(DEFAULTS["hard_share"]), 0)
+    shown = metrics(app)
+    assert shown["Triplets with zero gradient"] == format_value(64 - batch.wrong_order)
+    assert any(content.LESSONS[0].notice in info.value for info in app.info)
+
+
+@pytest.mark.parametrize("name", list(KEYS))
+def test_every_control_at_min_default_max(app, name):
+    set_defaults(app)
+    control = CONTROLS[name]
+    for value in (control.low, control.high, control.default):
+        app.slider(key=KEYS[name]).set_value(value).run()
+        assert not app.exception, (name, value)
+        assert all("⚠" not in m.value for m in app.metric), (name, value)
 
 
 def test_all_padding_gives_zero_loss_and_perplexity_one(app):
     set_defaults(app)
-    app.slider(key="triplet_pad").set_value(1.0).run()
+    app.slider(key="triplet_pad_share").set_value(1.0).run()
     masked, unmasked = layer_metrics(app)
     assert masked[:2] == ["0", "1"]
     assert float(unmasked[0]) > 0
@@ -107,14 +131,14 @@ def test_all_padding_gives_zero_loss_and_perplexity_one(app):
 def test_reset_restores_defaults(app):
     set_defaults(app)
     default_metrics = [m.value for m in app.metric]
-    for key, (_, high) in RANGES.items():
-        app.slider(key=key).set_value(high)
+    for name in KEYS:
+        app.slider(key=KEYS[name]).set_value(CONTROLS[name].high)
     app.run()
     assert [m.value for m in app.metric] != default_metrics
     app.button(key="reset_triplet").click().run()
     assert not app.exception
-    for key, value in DEFAULTS.items():
-        assert np.isclose(app.slider(key=key).value, value)
+    for name, value in DEFAULTS.items():
+        assert np.isclose(app.slider(key=KEYS[name]).value, value)
     assert [m.value for m in app.metric] == default_metrics
 
 
@@ -134,9 +158,11 @@ def test_train_draws_the_curves_and_follows_the_margin(app):
     assert len(app.get("plotly_chart")) == charts_before + 4
     table = app.dataframe[0].value
     assert list(table["run"]) == ["#1 masked LM (add_loss)", "#2 triplet, margin 0.1"]
-    # The last run's extras: held-out questions and the answer ranked first.
-    assert "held-out recall@1" in app.markdown[-1].value
-    assert len(app.dataframe[1].value) == len(runs[1]["examples"]) - 1
+    # The last run's summary and rows: held-out questions, the answer first.
+    assert "held-out recall@1 before training" in app.markdown[-1].value
+    rows = app.dataframe[1].value
+    assert len(rows) == len(runs[1]["rows"])
+    assert set(rows["right?"]) <= {"✓", "✗"}
     # A new margin keeps the triplet run selected, under its new label.
     app.slider(key="triplet_margin").set_value(0.5).run()
     assert app.multiselect(key="train_choice_triplet").value == [
@@ -160,11 +186,17 @@ def test_page_trains_inside_the_app():
     assert not at.exception
     at.switch_page("views/triplet.py").run()
     assert not at.exception
-    assert at.title[0].value == "Loss as a layer (triplet)"
+    assert at.title[0].value == content.TITLE
     at.multiselect(key="train_choice_triplet").set_value(["masked LM (add_loss)"])
     at.number_input(key="train_epochs_triplet").set_value(1)
     at.button(key="train_go_triplet").click().run()
     assert not at.exception
     (run,) = at.session_state["train_runs_triplet"]
     assert run["history"]["perplexity"]
-    assert "next-token predictions" in at.markdown[-1].value
+    assert "held-out next-token accuracy before training" in at.markdown[-1].value
+    assert list(at.dataframe[1].value.columns) == [
+        "input",
+        "next tokens",
+        "predicted",
+        "accuracy",
+    ]

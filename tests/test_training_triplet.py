@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from sklearn.metrics.pairwise import cosine_similarity as sk_cosine
 
-from lossviz import training
+from lossviz import registry, training
 from lossviz.training import core
 from lossviz.training import triplet as task
 
+# The page's margin slider ends where the registry's range does; so does training.
+MARGIN_HIGH = registry.get("cosine_triplet_loss").param("margin").ui_range[1]
 QUESTION_WORD_TOPIC = {q: name for name, (q, _) in task.TOPICS.items()}
 ANSWER_WORD_TOPIC = {a: name for name, (_, a) in task.TOPICS.items()}
 
@@ -122,20 +124,27 @@ def test_retrieval_scores_and_recall_against_sklearn_and_a_loop():
 
 
 def test_recall_at_1_is_well_above_chance_and_above_its_start(triplet_run):
-    summary, *rows = triplet_run.examples
-    assert summary["kind"] == "summary"
-    chance = 1 / summary["num_answers"]
+    summary = triplet_run.summary
+    assert summary["held-out answers"] == 32
+    chance = 1 / summary["held-out answers"]
     assert summary["chance"] == pytest.approx(chance)
     recall = triplet_run.history["recall_at_1"]
     assert len(recall) == 5
-    assert summary["recall_at_1_after"] == recall[-1]
+    assert summary["… after"] == recall[-1]
     assert recall[-1] >= 8 * chance
-    assert recall[-1] > summary["recall_at_1_before"]
+    assert recall[-1] > summary["held-out recall@1 before training"]
+
+
+def test_retrieval_rows_show_the_answer_ranked_first(triplet_run):
+    rows = triplet_run.rows
     assert len(rows) == task.NUM_EXAMPLES
-    assert {row["kind"] for row in rows} == {"retrieval"}
-    assert all(row["cosine_top"] >= row["cosine_right"] for row in rows)
+    assert all(row["cos first"] >= row["cos right"] for row in rows)
     for row in rows:
-        assert row["correct"] == (row["top_answer"] == row["right_answer"])
+        assert row["right?"] == (row["ranked first"] == row["right answer"])
+        # The topics read back from the question's words.
+        words = [task._QA_IDS[w] for w in row["question"].split()]
+        topics = topics_of(words, QUESTION_WORD_TOPIC)
+        assert set(row["topics"].split(" + ")) == topics
 
 
 def test_triplet_lowers_its_loss(triplet_run):
@@ -171,15 +180,30 @@ def test_masked_lm_lowers_loss_and_perplexity(masked_lm_run):
     assert history["masked_accuracy"][-1] > history["masked_accuracy"][0]
 
 
-def test_masked_lm_examples_decode_next_tokens(masked_lm_run):
-    rows = masked_lm_run.examples
+def test_masked_lm_rows_decode_next_tokens(masked_lm_run):
+    rows = masked_lm_run.rows
     assert len(rows) == task.NUM_EXAMPLES
     for row in rows:
-        assert row["kind"] == "next_token"
-        targets, predicted = row["targets"].split(), row["predicted"].split()
-        assert len(targets) == len(predicted) == len(row["tokens"].split())
+        targets, predicted = row["next tokens"].split(), row["predicted"].split()
+        assert len(targets) == len(predicted) == len(row["input"].split())
         hits = np.mean([t == p for t, p in zip(targets, predicted, strict=True)])
         assert row["accuracy"] == pytest.approx(hits)
+
+
+def test_masked_lm_summary_is_the_held_out_accuracy(masked_lm_run):
+    summary = masked_lm_run.summary
+    tokens, targets = task.counting_sequences(core.rng(0, salt=4), task.LM_HELDOUT)
+    assert summary["held-out tokens"] == int((targets != 0).sum())
+    assert summary["chance"] == pytest.approx(1 / task.CLOCK)
+    # Every next token but a row's first follows from the two before it.
+    assert summary["… after"] > 0.5
+    assert summary["… after"] > summary["held-out next-token accuracy before training"]
+
+
+def test_next_token_accuracy_counts_only_real_targets():
+    predicted = np.array([[3, 4, 0, 9], [1, 1, 1, 1]])
+    targets = np.array([[3, 5, 0, 0], [1, 2, 0, 0]])
+    assert task.next_token_accuracy(predicted, targets) == pytest.approx(2 / 4)
 
 
 # ------------------------------------------------------------- both variants
@@ -199,17 +223,26 @@ def test_a_fixed_seed_repeats_exactly(variant, params):
     b = training.train("triplet", variant, epochs=2, seed=7, **params)
     c = training.train("triplet", variant, epochs=2, seed=8, **params)
     assert a.history == b.history
-    assert a.examples == b.examples
+    assert (a.summary, a.rows) == (b.summary, b.rows)
     assert a.history != c.history
 
 
-def test_should_stop_keeps_the_epoch_and_the_examples():
+def test_should_stop_keeps_the_epoch_and_the_summary():
     result = training.train(
         "triplet", "triplet", epochs=4, num_train=64, should_stop=lambda: True
     )
     assert result.epochs == [1]
     assert len(result.history["recall_at_1"]) == 1
-    assert result.examples[0]["recall_at_1_after"] == result.history["recall_at_1"][0]
+    assert result.summary["… after"] == result.history["recall_at_1"][0]
+    assert len(result.rows) == task.NUM_EXAMPLES
+
+
+def test_every_margin_the_page_offers_trains():
+    result = training.train(
+        "triplet", "triplet", epochs=1, num_train=64, margin=MARGIN_HIGH
+    )
+    assert result.params == {"margin": MARGIN_HIGH, "num_train": 64}
+    assert np.isfinite(result.history["loss"]).all()
 
 
 def test_task_is_registered():
@@ -222,7 +255,7 @@ def test_task_is_registered():
     "variant, params, name",
     [
         ("triplet", {"margin": -0.1}, "margin"),
-        ("triplet", {"margin": 2.5}, "margin"),
+        ("triplet", {"margin": MARGIN_HIGH + 0.05}, "margin"),
         ("triplet", {"num_train": 10}, "num_train"),
         ("triplet", {"num_train": 10**6}, "num_train"),
         ("triplet", {"num_answers": 100}, "num_answers"),

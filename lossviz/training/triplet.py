@@ -17,6 +17,11 @@ import from ``lossviz.triplet``:
   ``build_masked_lm_model``, whose ``MaskedCrossEntropyLayer`` adds the loss
   with ``add_loss`` and reports ``perplexity`` and ``masked_accuracy``.
 
+Each run's ``summary`` holds the held-out score before and after training
+(recall@1; next-token accuracy) beside its chance level, and its ``rows`` the
+first held-out questions with the answer ranked first, or the first held-out
+sequences with the predicted next tokens.
+
 Everything is generated from the run's seed (``core.rng``), nothing is
 downloaded, and every size is capped.
 """
@@ -28,7 +33,7 @@ import itertools
 import keras
 import numpy as np
 
-from lossviz import triplet
+from lossviz import registry, triplet
 from lossviz._common import check_number
 from lossviz.training import core
 
@@ -76,9 +81,11 @@ LM_VOCAB_SIZE = CLOCK + 1
 LM_MAX_LEN = 8
 LM_MIN_LEN = 3
 
+# The margin's range is the one the page's slider offers (the registry's).
+_MARGIN = registry.get("cosine_triplet_loss").param("margin")
 TRIPLET_PARAMS = {
     # name: (default, low, high, integer)
-    "margin": (0.1, 0.0, 2.0, False),
+    "margin": (_MARGIN.default, _MARGIN.ui_range[0], _MARGIN.ui_range[1], False),
     "num_train": (512, 64, 4096, True),
     "num_answers": (32, 4, 64, True),
     "embed_dim": (16, 2, 64, True),
@@ -91,6 +98,7 @@ MASKED_LM_PARAMS = {
 }
 BATCH_SIZE = 64
 NUM_EXAMPLES = 5
+LM_HELDOUT = 256  # held-out sequences the masked LM's accuracy is measured on
 
 
 def _check_params(params: dict, spec: dict) -> dict:
@@ -288,34 +296,34 @@ def _run_triplet(ctx: core.RunContext) -> None:
         callbacks=[recall, *ctx.callbacks],
         verbose=0,
     )
-    ctx.result.examples.extend(_retrieval_examples(data, recall))
+    _describe_retrieval(ctx.result, data, recall)
 
 
-def _retrieval_examples(data: dict, recall: RecallAt1) -> list:
+def _describe_retrieval(result: core.RunResult, data: dict, recall: RecallAt1) -> None:
+    """Held-out recall@1 before and after training, and the answer ranked
+    first for the first held-out questions."""
     scores = recall.scores
-    summary = {
-        "kind": "summary",
-        "recall_at_1_before": recall.before,
-        "recall_at_1_after": recall_at_1(scores),
-        "chance": 1.0 / len(scores),
-        "num_answers": len(scores),
-    }
-    rows = []
+    result.summary.update(
+        {
+            "held-out recall@1 before training": recall.before,
+            "… after": recall_at_1(scores),
+            "held-out answers": len(scores),
+            "chance": 1.0 / len(scores),
+        }
+    )
     for i in range(min(NUM_EXAMPLES, len(scores))):
         best = int(np.argmax(scores[i]))
-        rows.append(
+        result.rows.append(
             {
-                "kind": "retrieval",
                 "question": decode(data["heldout_question"][i]),
                 "topics": " + ".join(TOPIC_NAMES[t] for t in data["heldout_topics"][i]),
-                "top_answer": decode(data["heldout_answer"][best]),
-                "right_answer": decode(data["heldout_answer"][i]),
-                "correct": best == i,
-                "cosine_top": float(scores[i, best]),
-                "cosine_right": float(scores[i, i]),
+                "ranked first": decode(data["heldout_answer"][best]),
+                "right answer": decode(data["heldout_answer"][i]),
+                "cos first": float(scores[i, best]),
+                "cos right": float(scores[i, i]),
+                "right?": best == i,
             }
         )
-    return [summary, *rows]
 
 
 # ------------------------------------------------------------- masked LM
@@ -359,6 +367,10 @@ def _run_masked_lm(ctx: core.RunContext) -> None:
         model.compile(
             optimizer=keras.optimizers.Adam(ctx.learning_rate), jit_compile=False
         )
+    held_tokens, held_targets = counting_sequences(
+        core.rng(ctx.seed, salt=4), LM_HELDOUT
+    )
+    before = next_token_accuracy(_predict(inference_model, held_tokens), held_targets)
     # The targets are an input: the layer adds the loss, so fit takes no y.
     model.fit(
         [tokens, targets],
@@ -367,24 +379,43 @@ def _run_masked_lm(ctx: core.RunContext) -> None:
         callbacks=list(ctx.callbacks),
         verbose=0,
     )
-    held_tokens, held_targets = counting_sequences(
-        core.rng(ctx.seed, salt=4), NUM_EXAMPLES
+    predicted = _predict(inference_model, held_tokens)
+    real = held_targets != 0
+    ctx.result.summary.update(
+        {
+            "held-out next-token accuracy before training": before,
+            "… after": next_token_accuracy(predicted, held_targets),
+            "held-out tokens": int(real.sum()),
+            "chance": 1.0 / CLOCK,
+        }
     )
-    predicted = np.argmax(inference_model(held_tokens, training=False), axis=-1)
     hours = ("<pad>",) + tuple(str(h) for h in range(1, CLOCK + 1))
-    for row_tokens, row_targets, row_predicted in zip(
-        held_tokens, held_targets, predicted, strict=True
+    for row_tokens, row_targets, row_predicted, row_real in zip(
+        held_tokens[:NUM_EXAMPLES],
+        held_targets[:NUM_EXAMPLES],
+        predicted[:NUM_EXAMPLES],
+        real[:NUM_EXAMPLES],
+        strict=True,
     ):
-        real = row_targets != 0
-        ctx.result.examples.append(
+        ctx.result.rows.append(
             {
-                "kind": "next_token",
-                "tokens": decode(row_tokens, hours),
-                "targets": decode(row_targets, hours),
-                "predicted": " ".join(hours[p] for p in row_predicted[real]),
-                "accuracy": float(np.mean(row_predicted[real] == row_targets[real])),
+                "input": decode(row_tokens, hours),
+                "next tokens": decode(row_targets, hours),
+                "predicted": " ".join(hours[p] for p in row_predicted[row_real]),
+                "accuracy": next_token_accuracy(row_predicted, row_targets),
             }
         )
+
+
+def _predict(inference_model, tokens) -> np.ndarray:
+    """The argmax next token at every position, called eagerly (no trace)."""
+    return np.argmax(inference_model(tokens, training=False), axis=-1)
+
+
+def next_token_accuracy(predicted, targets) -> float:
+    """Share of the non-padding ``targets`` equal to ``predicted``."""
+    real = np.asarray(targets) != 0
+    return float(np.mean(np.asarray(predicted)[real] == np.asarray(targets)[real]))
 
 
 def _run(ctx: core.RunContext) -> None:
