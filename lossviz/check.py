@@ -732,11 +732,15 @@ class CheckReport:
             return float(np.sqrt(np.sum(np.square(self.grad, dtype=np.float64))))
 
     @property
+    def nonfinite_count(self) -> int:
+        """How many input, loss and gradient entries are NaN or ±Inf."""
+        counts = [s["count"] for s in self.input_nonfinite.values()]
+        return sum(counts) + self.loss_nonfinite["count"] + self.grad_nonfinite["count"]
+
+    @property
     def all_finite(self) -> bool:
         """True when every input, loss value and gradient entry is finite."""
-        counts = [s["count"] for s in self.input_nonfinite.values()]
-        counts += [self.loss_nonfinite["count"], self.grad_nonfinite["count"]]
-        return not any(counts)
+        return self.nonfinite_count == 0
 
     def to_dict(self, max_values: int = 10_000) -> dict:
         """A JSON-friendly summary (``json.dumps(..., allow_nan=False)`` works).

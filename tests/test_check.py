@@ -594,6 +594,21 @@ def test_nan_in_the_input_is_reported_with_its_rows():
     assert json.loads(text)["mean"] == "NaN"
 
 
+def test_the_nonfinite_count_adds_inputs_loss_and_gradient():
+    a = check.example_arrays("bpmll_loss", seed=0)
+    y_pred = a["y_pred"].copy()
+    y_pred[3, 2] = np.nan
+    y_pred[5, 1] = np.inf  # a negative label scored +Inf: e^Inf
+    report = check.run_check("bpmll_loss", {**a, "y_pred": y_pred})
+    in_loss = int(np.sum(~np.isfinite(report.values)))
+    in_grad = int(np.sum(~np.isfinite(report.grad)))
+    assert in_loss == 2 and in_grad >= 2  # samples 3 and 5, and their gradients
+    assert report.nonfinite_count == 2 + in_loss + in_grad
+    assert not report.all_finite
+    clean = check.run_check("bpmll_loss", a)
+    assert clean.nonfinite_count == 0 and clean.all_finite
+
+
 def test_overflow_in_float32_is_found_and_float64_is_finite():
     a = check.example_arrays("bpmll_loss", seed=0, nonfinite=True)
     report32 = check.run_check("bpmll_loss", a)

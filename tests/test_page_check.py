@@ -1,6 +1,7 @@
 """The "Check your tensors" page: uploads, pasted text, controls, errors."""
 
 import io
+import json
 import pathlib
 import sys
 
@@ -9,8 +10,10 @@ import pytest
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
+import ui
 from lossviz import check, registry
 from ui.layout import format_value
+from views.content import check as content
 
 PAGE = pathlib.Path(__file__).parents[1] / "views" / "check.py"
 
@@ -27,6 +30,46 @@ def _metric(at, label):
 
 def _uploader(at, name):
     return next(u for u in at.file_uploader if u.label == f"Upload {name}")
+
+
+def _markers(at, title):
+    """The x of each dashed marker on the chart titled ``title``."""
+    for chart in at.get("plotly_chart"):
+        layout = json.loads(chart.proto.spec)["layout"]
+        if layout["title"]["text"] == title:
+            return [shape["x0"] for shape in layout.get("shapes", ())]
+    raise AssertionError(f"no chart titled {title!r}")
+
+
+def test_the_fixed_controls_offer_every_loss_and_precision():
+    assert content.CONTROLS["loss"].options == tuple(registry.names())
+    assert content.CONTROLS["dtype"].options == check.DTYPES
+    assert content.CONTROLS.key("loss") == "check_loss"
+    assert content.LESSONS == ()
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_each_parameter_control_is_its_registry_spec(name):
+    controls = content.param_controls(name, registry.get(name).params)
+    for spec in registry.get(name).params:
+        control = controls[spec.name]
+        assert controls.key(spec.name) == f"check_{name}_{spec.name}"
+        assert control.default == spec.default and not control.param
+        assert spec.describe() == control.help
+        if spec.type is bool:
+            assert isinstance(control, ui.Toggle)
+        elif spec.type is str or spec.ui_options:
+            assert isinstance(control, ui.Choice)
+            assert control.options == (spec.ui_options or spec.choices)
+        elif spec.type is float:
+            assert type(control) is ui.Slider
+            assert (control.low, control.high, control.step) == spec.ui_range
+        else:  # a number input, within what a browser's number holds
+            assert isinstance(control, ui.Number) and control.step == 1
+            ends = spec.ui_range[:2] if spec.ui_range else (spec.low, spec.high)
+            for end, bound in zip(ends, (control.low, control.high), strict=True):
+                assert bound == (None if end is None else max(-content.JS_SAFE,
+                                 min(end, content.JS_SAFE)))  # fmt: skip
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -109,11 +152,38 @@ def test_moving_the_margin_changes_the_loss_shown():
     before = _metric(at, "Mean loss (lossviz)")
     assert before == format_value(check.run_check("cosine_triplet_loss", arrays).mean)
     modules = set(sys.modules)
+    assert _markers(at, "Mean loss on your data as margin moves") == [0.1]
     at.slider(key="check_cosine_triplet_loss_margin").set_value(1.0).run()
     after = _metric(at, "Mean loss (lossviz)")
     expected = check.run_check("cosine_triplet_loss", arrays, {"margin": 1.0})
     assert after == format_value(expected.mean) and after != before
     assert set(sys.modules) == modules  # a slider move imports nothing new
+    assert _markers(at, "Mean loss on your data as margin moves") == [1.0]
+    assert _markers(at, "Gradient norm w.r.t. y_pred") == [1.0]
+
+
+def test_the_url_sets_the_loss_its_parameters_and_the_precision():
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.query_params["check_loss"] = "embedding_target_loss"
+    at.query_params["check_dtype"] = "float64"
+    at.query_params["check_embedding_target_loss_power"] = "50"  # as shown
+    at.query_params["check_embedding_target_loss_distance"] = "mse"
+    at.run()
+    assert not at.exception and not at.error
+    assert at.select_slider(key="check_embedding_target_loss_power").value == 50.0
+    params = {"power": 50.0, "distance": "mse"}
+    arrays = check.example_arrays("embedding_target_loss")
+    expected = check.run_check("embedding_target_loss", arrays, params, dtype="float64")
+    assert _metric(at, "Mean loss (lossviz)") == format_value(expected.mean)
+    assert _markers(at, "Mean loss on your data as power moves") == [50.0]
+    (snippet,) = [c.value for c in at.code if "report = run_check(" in c.value]
+    assert "power=50.0" in snippet and "--param distance=mse" in snippet
+
+
+def test_a_loss_without_a_parameter_to_sweep_says_so():
+    at = _fresh()
+    assert any("bpmll_loss has no continuous parameter" in c.value for c in at.caption)
+    assert not any("Sweeping" in s.value for s in at.subheader)
 
 
 def test_reset_puts_every_control_back():
@@ -175,11 +245,11 @@ BAD_INPUTS = [
 
 def test_bad_input_shows_one_error_and_the_page_keeps_working():
     at = _fresh()
-    for where, content, message in BAD_INPUTS:
+    for where, given, message in BAD_INPUTS:
         if where == "text":
-            at.text_area(key="text_y_pred").input(content)
+            at.text_area(key="text_y_pred").input(given)
         else:
-            _uploader(at, "y_pred").set_value((where, content, "text/plain"))
+            _uploader(at, "y_pred").set_value((where, given, "text/plain"))
         at.run()
         assert not at.exception, where
         assert len(at.error) == 1 and message in at.error[0].value, where
