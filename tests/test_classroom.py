@@ -22,6 +22,7 @@ LESSONS = [
 ]
 ui.header("Demo", r"L = x^2", "Move the slider.", controls=CONTROLS, lessons=LESSONS)
 x = CONTROLS.render().x
+ui.lesson_note(CONTROLS, LESSONS)
 ui.metric("loss", x * x)
 with ui.secondary():
     st.markdown("details")

@@ -88,5 +88,6 @@ def test_values_are_frozen_hashable_and_build_a_settings_object():
     assert values.to(Setting) == Setting(2.0, 3)
     assert values.to(Setting, steps=5) == Setting(2.0, 5)
     assert values.without("sample") == ui.Values(power=2.0, steps=3)
+    assert (values | {"steps": 4}).steps == 4 and values.steps == 3
     with pytest.raises(dataclasses.FrozenInstanceError):
         values.power = 1.0

@@ -28,6 +28,20 @@ def test_a_lesson_names_controls_of_its_page_within_their_ranges(page, lesson):
 @pytest.mark.parametrize(
     "page, lesson", CASES, ids=[f"{p}:{lesson.title}" for p, lesson in CASES]
 )
+def test_every_lesson_states_an_outcome_that_holds_at_its_settings(page, lesson):
+    """The lesson's check, computed by its family's explore module at the
+    page's defaults with the lesson's settings (seed 0, as a new visitor)."""
+    assert lesson.check, f"{lesson.title} states no checked outcome"
+    explore = importlib.import_module(f"lossviz.explore.{page}")
+    values = CONTENT[page].CONTROLS.defaults() | lesson.settings
+    claim = explore.check_lesson(lesson.check, values, 0)
+    assert claim.holds, claim.statement
+    assert claim.statement
+
+
+@pytest.mark.parametrize(
+    "page, lesson", CASES, ids=[f"{p}:{lesson.title}" for p, lesson in CASES]
+)
 def test_lesson_button_sets_the_controls_it_names(page, lesson):
     at = AppTest.from_file(f"../{PAGE_DIR}/{page}.py", default_timeout=180).run()
     assert not at.exception

@@ -13,7 +13,8 @@ import functools
 import streamlit as st
 
 from ui import figures
-from ui.classroom import Lesson, presenting, secondary
+from ui.attempts import attempts
+from ui.classroom import Lesson, lesson_note, presenting, secondary
 from ui.controls import (
     Choice,
     Controls,
@@ -63,11 +64,13 @@ __all__ = [
     "Slider",
     "Toggle",
     "Values",
+    "attempts",
     "cached",
     "charts",
     "figures",
     "format_value",
     "header",
+    "lesson_note",
     "metric",
     "metrics",
     "nonfinite_note",

@@ -48,6 +48,10 @@ class Lesson:
     title: str
     settings: dict = field(default_factory=dict)
     notice: str = ""
+    # The name of the lesson's check in its family's explore module
+    # (``check_lesson(name, values, seed)``): the outcome the notice states,
+    # computed, shown beside the notice and asserted by a test.
+    check: str = ""
 
 
 def presenting() -> bool:
@@ -192,7 +196,7 @@ def lesson_links(controls, lesson: Lesson) -> dict[str, str]:
 
 
 def lessons(controls, items) -> None:
-    """A row of lesson buttons and the note of the lesson in force."""
+    """A row of lesson buttons; ``lesson_note`` draws the note in force."""
     if not items:
         return
     page_key = controls.slug
@@ -206,13 +210,38 @@ def lessons(controls, items) -> None:
             args=(controls.settings(lesson.settings), lesson.title),
             width="stretch",
         )
-    # A lesson link from the landing page names its lesson in the URL.
+
+
+def active_lesson(controls, items):
+    """The lesson whose settings the controls hold, if it was picked (by its
+    button, or by name in the URL of a landing-page link); else None."""
     active = st.session_state.get(_LESSON) or st.query_params.get("lesson")
     for lesson in items:
         if lesson.title == active:
             keyed = controls.settings(lesson.settings)
-            in_force = all(_holds(k, v) for k, v in keyed.items())
-            if in_force:
-                st.info(
-                    f"**{lesson.title}**: {lesson.notice}", icon=":material/school:"
-                )
+            if all(_holds(k, v) for k, v in keyed.items()):
+                return lesson
+    return None
+
+
+def lesson_note(controls, items, verify=None) -> None:
+    """The note of the lesson in force, and its check.
+
+    ``verify(lesson)`` returns the lesson's ``Claim`` (``holds``,
+    ``statement``) computed at the page's current setting; the note shows it
+    with a tick, or says plainly that it does not hold here.
+    """
+    lesson = active_lesson(controls, items)
+    if lesson is None:
+        return
+    text = f"**{lesson.title}**: {lesson.notice}"
+    claim = verify(lesson) if (verify is not None and lesson.check) else None
+    if claim is None:
+        st.info(text, icon=":material/school:")
+    elif claim.holds:
+        st.info(f"{text}\n\n✓ Checked: {claim.statement}", icon=":material/school:")
+    else:
+        st.warning(
+            f"{text}\n\n✗ Not at these settings: {claim.statement}",
+            icon=":material/school:",
+        )

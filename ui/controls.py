@@ -296,6 +296,10 @@ class Values(Mapping):
     def __reduce__(self):  # st.cache_data hashes arguments by pickling them
         return (Values, (self._items,))
 
+    def __or__(self, other: Mapping) -> Values:
+        """These values with ``other``'s put over them (a lesson's settings)."""
+        return Values({**self._items, **dict(other)})
+
     def without(self, *names: str) -> Values:
         return Values({k: v for k, v in self._items.items() if k not in names})
 

@@ -30,6 +30,7 @@ values = content.CONTROLS.render(
     columns=[("num_sampled", "num_classes"), ("remove_accidental_hits", "zipf_labels")]
 )
 ui.reset_button("sampled")
+ui.lesson_note(content.CONTROLS, content.LESSONS)
 s = explore.Setting.capped(values)
 if s.num_sampled < values.num_sampled:
     st.caption(content.capped(s.num_sampled))

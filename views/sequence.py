@@ -19,6 +19,7 @@ ui.header(
 )
 values = content.CONTROLS.render(columns=content.COLUMNS)
 ui.reset_button("sequence")
+ui.lesson_note(content.CONTROLS, content.LESSONS)
 s = values.to(explore.Setting)
 seed = ui.seed()
 point = ui.cached(explore.at_setting)(s, seed)

@@ -15,6 +15,7 @@ ui.header(content.TITLE, explore.FORMULA, content.INTRO,
           controls=content.CONTROLS, lessons=content.LESSONS)  # fmt: skip
 values = content.CONTROLS.render(columns=content.COLUMNS)
 ui.reset_button("sharpen")
+ui.lesson_note(content.CONTROLS, content.LESSONS)
 
 s = values.to(explore.Setting)
 seed = ui.seed()

@@ -23,6 +23,7 @@ st.latex(explore.FORMULAS["cosine"])
 
 values = content.TRIPLET_CONTROLS.render(columns=2)
 ui.reset_button("triplet")
+ui.lesson_note(content.CONTROLS, content.LESSONS)
 seed = ui.seed()
 s = values.to(explore.Setting)
 batch = ui.cached(explore.triplets)(s.batch, seed)

@@ -19,12 +19,16 @@ Conventions, the same in every family module:
 - ``FORMULA``: the LaTeX the page renders.
 - ``TRAINING`` (a ``TrainSpec``) and ``train_runs(setting)`` (``RunSpec``\\ s):
   what the page's Train panel runs.
+- ``check_lesson(name, values, seed) -> Claim``: the outcome each lesson
+  states (``Lesson.check`` names it), computed from the control values by
+  name; the page shows it beside the lesson's note and a test asserts it.
 - One way to compute a gradient norm: ``grad_norm`` below.
 
 This package never imports streamlit.
 """
 
 from lossviz.explore._base import (
+    Claim,
     RunSpec,
     TrainSpec,
     first_where,
@@ -33,4 +37,12 @@ from lossviz.explore._base import (
     train,
 )
 
-__all__ = ["RunSpec", "TrainSpec", "first_where", "grad_norm", "grad_norms", "train"]
+__all__ = [
+    "Claim",
+    "RunSpec",
+    "TrainSpec",
+    "first_where",
+    "grad_norm",
+    "grad_norms",
+    "train",
+]

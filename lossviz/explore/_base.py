@@ -32,6 +32,16 @@ def first_where(grid, condition) -> float | None:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """An outcome a page states, computed: whether it holds, and the
+    sentence that says it with its numbers ("naive form NaN in 32 of 32
+    entries; log space finite")."""
+
+    holds: bool
+    statement: str
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One run the Train panel offers: its label (which follows the
     controls, so an earlier run keeps the settings it was trained with in its
