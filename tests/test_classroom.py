@@ -177,3 +177,22 @@ def test_a_lesson_link_shows_its_note_on_the_first_run():
     at.query_params["lesson"] = "big"
     at.run()
     assert not at.info
+
+
+def test_reveal_shows_results_above_a_control_drawn_further_down():
+    page = PAGE + """
+LATER = ui.Controls("demo", [ui.Toggle("detail", "Detail", False)])
+detail = LATER.render().detail
+ui.metric("after", 1.0 if detail else 0.0)
+"""
+    at = AppTest.from_string(page, default_timeout=30).run()
+    at.toggle(key="predict").set_value(True).run()
+    at.slider(key="demo_x").set_value(3.0).run()
+    assert [m.value for m in at.metric] == ["?", "?"]
+    at.button(key="reveal").click().run()
+    assert [m.value for m in at.metric] == ["9", "0"]
+    at.toggle(key="demo_detail").set_value(True).run()
+    # Only what is drawn below the moved control waits for Reveal.
+    assert [m.value for m in at.metric] == ["9", "?"]
+    at.button(key="reveal").click().run()
+    assert [m.value for m in at.metric] == ["9", "1"]

@@ -90,19 +90,25 @@ def apply_presenter_style() -> None:
         st.html(PRESENTER_CSS)
 
 
-def _signature() -> tuple:
-    keys = sorted(st.session_state.get(control_state.CONTROLS, {}))
-    return tuple((k, repr(st.session_state.get(k))) for k in keys)
+def _signature() -> dict:
+    """The page's control values drawn so far in this run, by key."""
+    keys = st.session_state.get(control_state.CONTROLS, {})
+    return {k: repr(st.session_state.get(k)) for k in keys}
 
 
 def hidden() -> bool:
-    """True while predict-then-reveal hides results the class has not seen."""
+    """True while predict-then-reveal hides results the class has not seen.
+
+    Compares only the controls drawn so far: a result drawn above a control
+    does not depend on it (and a control drawn further down, e.g. inside a
+    section, must not keep the results above it hidden after Reveal).
+    """
     current = _signature()
     if not predicting():
         st.session_state[_REVEALED] = current
         return False
     revealed = st.session_state.setdefault(_REVEALED, current)
-    return revealed != current
+    return any(revealed.get(k, v) != v for k, v in current.items())
 
 
 def _reveal() -> None:
