@@ -12,12 +12,12 @@ exp(c_l))``, which is what makes an O(B·L) form possible, but that product
 overflows in float32 long before the loss itself does. ``bpmll_loss``
 therefore works in log space with masked log-sum-exps. ``bpmll_loss_pairwise``
 (the ``[B, L, L]`` outer product) and ``bpmll_loss_loop`` (a Python loop over
-samples) give the same value and are kept for teaching and benchmarks;
-``bpmll_loss_factorised`` is the literal product, kept to show where it breaks.
+samples) give the same value and are kept for teaching and benchmarks.
+(The literal product, kept to show where it breaks, and the explorer's example
+batches live in ``lossviz.explore.multilabel``.)
 
 Public names: ``bpmll_loss``, ``bpmll_loss_pairwise``, ``bpmll_loss_loop``,
-``bpmll_loss_factorised``, ``example_batch``, ``BPMLL``, ``FORMULA``,
-``FORMULAS``.
+``BPMLL``, ``FORMULA``, ``FORMULAS``.
 
 Reference: M.-L. Zhang and Z.-H. Zhou, "Multilabel Neural Networks with
 Applications to Functional Genomics and Text Categorization", IEEE TKDE 18(10),
@@ -29,7 +29,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from lossviz._common import as_float, check_number
+from lossviz._common import as_float
 from lossviz._tf import tf
 
 FORMULA = (
@@ -131,8 +131,8 @@ def bpmll_loss(y_true, logits):
       A row with no positive or no negative label has no pairs and gives 0,
       with a zero (finite) gradient. Finite in value and gradient for
       ``|logits| <= 40`` in float32 (largest term ``e^80``), where the
-      factorised product ``bpmll_loss_factorised`` already overflows once a
-      row has more than about 80 positives and 80 negatives. The loss itself
+      factorised product ``(sum e^(-c_k)) (sum e^(c_l))`` already overflows
+      once a row has more than about 80 positives and 80 negatives. The loss itself
       overflows float32 only once some pair has ``c_l - c_k > 88``.
 
     Raises:
@@ -238,70 +238,6 @@ def bpmll_loss_loop(y_true, logits):
     if not losses:
         return tf.zeros(leading, dtype=logits.dtype)
     return tf.reshape(tf.stack(losses), leading)
-
-
-def bpmll_loss_factorised(y_true, logits):
-    """BP-MLL as the literal factorised product, kept to show where it breaks.
-
-    ``E = (sum_{k in Y} exp(-c_k)) * (sum_{l in Ybar} exp(c_l)) / (|Y| |Ybar|)``.
-    Same value as ``bpmll_loss`` in exact arithmetic and O(B·L) memory, but the
-    product of the two sums is formed before dividing by the pair count, so in
-    float32 it overflows to ``inf`` (and its gradient to ``inf``/NaN) for
-    large ``|logits|`` even where the loss itself is finite. Use
-    ``bpmll_loss``.
-
-    Args:
-      y_true: 0/1 multi-hot labels, `[batch, num_labels]`.
-      logits: outputs, same shape.
-
-    Returns:
-      Loss per sample, `[batch]` (may be ``inf``; that is its point). Rows
-      without pairs give 0.
-    """
-    positive, logits = _prepare(y_true, logits)
-    negative = tf.logical_not(positive)
-    zeros = tf.zeros_like(logits)
-    pos_sum = tf.reduce_sum(tf.where(positive, tf.exp(-logits), zeros), axis=-1)
-    neg_sum = tf.reduce_sum(tf.where(negative, tf.exp(logits), zeros), axis=-1)
-    num_pairs = tf.reduce_sum(tf.cast(positive, logits.dtype), axis=-1) * (
-        tf.reduce_sum(tf.cast(negative, logits.dtype), axis=-1)
-    )
-    return tf.math.divide_no_nan(pos_sum * neg_sum, num_pairs)
-
-
-def example_batch(
-    num_samples=8, num_labels=6, *, label_density=0.4, logit_scale=3.0, seed=0
-):
-    """A small seeded multi-label batch with the two degenerate rows included.
-
-    Labels are Bernoulli(``label_density``); logits are
-    ``logit_scale * uniform(-1, 1)``, so ``|logits| <= logit_scale``. Row 0 is
-    made all-negative and row 1 all-positive (when there are at least two
-    samples), the rows BP-MLL gives 0.
-
-    Args:
-      num_samples: batch size, an integer >= 1.
-      num_labels: number of labels, an integer >= 1.
-      label_density: probability of each label being positive, in [0, 1].
-      logit_scale: half-width of the logit range, > 0.
-      seed: integer seed; the same seed gives the same batch.
-
-    Returns:
-      ``(y_true, logits)``: numpy float32 arrays `[num_samples, num_labels]`.
-    """
-    check_number("num_samples", num_samples, low=1, integer=True)
-    check_number("num_labels", num_labels, low=1, integer=True)
-    check_number("label_density", label_density, low=0, high=1)
-    check_number("logit_scale", logit_scale, low=0, low_open=True)
-    check_number("seed", seed, low=0, integer=True)
-    rng = np.random.default_rng(int(seed))
-    shape = (int(num_samples), int(num_labels))
-    y_true = (rng.random(shape) < label_density).astype(np.float32)
-    unit_logits = rng.uniform(-1.0, 1.0, size=shape)
-    y_true[0] = 0.0
-    if num_samples >= 2:
-        y_true[1] = 1.0
-    return y_true, (logit_scale * unit_logits).astype(np.float32)
 
 
 @keras.saving.register_keras_serializable(package="lossviz")

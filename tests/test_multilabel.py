@@ -13,10 +13,8 @@ from lossviz.multilabel import (
     FORMULA,
     FORMULAS,
     bpmll_loss,
-    bpmll_loss_factorised,
     bpmll_loss_loop,
     bpmll_loss_pairwise,
-    example_batch,
 )
 
 FORMS = {
@@ -87,9 +85,6 @@ def test_three_forms_agree_on_a_larger_batch():
     )
     np.testing.assert_allclose(
         bpmll_loss_loop(y_true, logits).numpy(), vectorised, rtol=1e-12
-    )
-    np.testing.assert_allclose(
-        bpmll_loss_factorised(y_true, logits).numpy(), vectorised, rtol=1e-12
     )
 
 
@@ -173,7 +168,6 @@ def test_factorised_product_overflows_where_log_space_is_finite():
     logits[1] = np.linspace(-40, 40, num_labels)
     naive = naive_factorised_float32(y_true, logits)
     assert np.isinf(naive[0])
-    assert np.isinf(bpmll_loss_factorised(y_true, logits).numpy()[0])
 
     loss, grad = loss_and_grad(bpmll_loss, y_true, logits)
     assert loss.dtype == tf.float32
@@ -219,7 +213,7 @@ def test_gradient_matches_closed_form():
 
 
 @pytest.mark.parametrize("bad", [0.5, 2.0, -1.0, np.nan])
-@pytest.mark.parametrize("form", [*FORMS.values(), bpmll_loss_factorised])
+@pytest.mark.parametrize("form", FORMS.values())
 def test_non_binary_labels_raise_naming_y_true(form, bad):
     y_true = np.array([[1.0, 0.0, bad]])
     with pytest.raises(ValueError, match="`y_true`.*0 and 1"):
@@ -314,38 +308,6 @@ def test_compiled_model_saves_and_loads_without_custom_objects(tmp_path):
     np.testing.assert_allclose(
         loaded.evaluate(x, y, batch_size=32, verbose=0), expected, rtol=1e-5
     )
-
-
-# --- the example batch --------------------------------------------------------
-
-
-def test_example_batch_is_seeded_bounded_and_has_degenerate_rows():
-    y_true, logits = example_batch(8, 6, label_density=0.4, logit_scale=2.5, seed=3)
-    again = example_batch(8, 6, label_density=0.4, logit_scale=2.5, seed=3)
-    np.testing.assert_array_equal(y_true, again[0])
-    np.testing.assert_array_equal(logits, again[1])
-    assert y_true.shape == logits.shape == (8, 6)
-    assert y_true.dtype == logits.dtype == np.float32
-    assert np.all(np.abs(logits) <= 2.5)
-    assert not y_true[0].any() and y_true[1].all()
-    np.testing.assert_array_equal(bpmll_loss(y_true, logits).numpy()[:2], 0.0)
-    other = example_batch(8, 6, label_density=0.4, logit_scale=2.5, seed=4)
-    assert not np.array_equal(logits, other[1])
-
-
-@pytest.mark.parametrize(
-    "kwargs, name",
-    [
-        ({"num_samples": 0}, "num_samples"),
-        ({"num_labels": 2.5}, "num_labels"),
-        ({"label_density": 1.5}, "label_density"),
-        ({"logit_scale": 0.0}, "logit_scale"),
-        ({"seed": -1}, "seed"),
-    ],
-)
-def test_example_batch_rejects_bad_parameters(kwargs, name):
-    with pytest.raises(ValueError, match=f"`{name}`"):
-        example_batch(**kwargs)
 
 
 def test_formulas_are_latex_strings():

@@ -1,4 +1,7 @@
-"""The "Multi-label ranking (BP-MLL)" page: numbers, every control, reset, router."""
+"""The "Multi-label ranking (BP-MLL)" page: it lays out what
+``lossviz.explore.multilabel`` computes, reacts to every control, resets,
+trains, and runs inside the router. The numbers themselves are tested in
+tests/test_explore_multilabel.py."""
 
 from pathlib import Path
 
@@ -6,29 +9,27 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import lossviz  # noqa: F401  # TensorFlow first, quietly, before keras
-from lossviz import multilabel
+from lossviz.explore import multilabel as explore
 from ui.layout import format_value
-
-# isort: split
-import keras
+from views.content import multilabel as content
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "views" / "multilabel.py")
 TITLE = "Multi-label ranking (BP-MLL)"
 SLIDERS = {  # key: (min, default, max)
-    "ml_scale": (0.5, 3.0, 60.0),
-    "ml_density": (0.0, 0.4, 1.0),
+    "multilabel_logit_scale": (0.5, 3.0, 60.0),
+    "multilabel_label_density": (0.0, 0.4, 1.0),
 }
 SELECT_SLIDERS = {
-    "ml_labels": (2, 6, 256),
-    "ml_timing_batch": (8, 8, 128),
+    "multilabel_num_labels": (2, 6, 256),
+    "multilabel_timing_batch": (8, 8, 128),
 }
+TOGGLE = "multilabel_bce_grad"
 LOSS = "BP-MLL (batch mean)"
 BCE = "Cross-entropy (mean)"
 NAIVE = "Factorised (mean)"
 NO_PAIRS = "Samples without pairs"
-FORM_COLUMNS = ["loop", "pairwise", "log space"]
+FORMS = ["loop", "pairwise", "log space", "factorised"]
 
 
 @pytest.fixture(scope="module")
@@ -47,67 +48,66 @@ def set_defaults(at):
         at.slider(key=key).set_value(default)
     for key, (_, default, _) in SELECT_SLIDERS.items():
         at.select_slider(key=key).set_value(default)
-    at.toggle(key="ml_bce_grad").set_value(False)
+    at.toggle(key=TOGGLE).set_value(False)
     at.run()
     assert not at.exception, at.exception
 
 
-def expected_metrics(scale=3.0, density=0.4, num_labels=6):
-    """What the page should show, from lossviz and Keras directly."""
-    y_true, logits = multilabel.example_batch(
-        8, num_labels, label_density=density, logit_scale=scale, seed=0
-    )
-    loss = multilabel.bpmll_loss(y_true, logits).numpy()
-    bce = keras.losses.binary_crossentropy(y_true, logits, from_logits=True).numpy()
-    naive = multilabel.bpmll_loss_factorised(y_true, logits).numpy()
-    no_pairs = int(np.sum((y_true.sum(1) == 0) | (y_true.sum(1) == num_labels)))
+def expected_metrics(**setting):
+    point = explore.at_setting(explore.Setting(**setting), seed=0)
     return {
-        LOSS: format_value(np.mean(loss)),
-        BCE: format_value(np.mean(bce)),
-        NAIVE: format_value(np.mean(naive)),
-        NO_PAIRS: format_value(no_pairs),
+        LOSS: format_value(point.mean_loss),
+        BCE: format_value(point.mean_bce),
+        NAIVE: format_value(point.mean_factorised),
+        NO_PAIRS: format_value(point.num_without_pairs),
     }
 
 
-def test_page_shows_the_numbers_lossviz_computes(app):
+def test_page_shows_what_explore_computes(app):
     set_defaults(app)
     assert app.title[0].value == TITLE
     assert metrics(app) == expected_metrics()
     assert metrics(app)[NO_PAIRS] == "2"
-    assert any("no positive or no negative" in info.value for info in app.info)
+    infos = [info.value for info in app.info]
+    assert any(v.startswith("2 of 8 samples have no positive") for v in infos)
     # Nothing non-finite in the example at the defaults; only the sweep, which
     # runs to a scale of 60, passes the float32 range.
     warnings = [w.value for w in app.warning]
     assert warnings and all("over the sweep" in w for w in warnings), warnings
     assert len(app.get("plotly_chart")) == 5  # bars, 2 heatmaps, 2 sweep curves
+    sweep = explore.scale_sweep(explore.SweepSetting(), seed=0)
+    caption = " ".join(c.value for c in app.caption)
+    assert f"overflows from a scale of {sweep.factorised_overflow:g}" in caption
+    assert f"loss overflows from a scale of {sweep.loss_overflow:g}" in caption
 
 
-def test_forms_table_gives_one_number_per_sample(app):
+def test_forms_and_timing_tables(app):
     set_defaults(app)
+    point = explore.at_setting(explore.Setting(), seed=0)
     table = app.dataframe[0].value
-    assert list(table["sample"][:2]) == ["s0 no positive", "s1 all positive"]
-    values = {name: table[name].astype(float).to_numpy() for name in FORM_COLUMNS}
-    y_true, logits = multilabel.example_batch(
-        8, 6, label_density=0.4, logit_scale=3.0, seed=0
-    )
-    reference = multilabel.bpmll_loss_loop(y_true, logits).numpy()
-    for name in FORM_COLUMNS:
-        np.testing.assert_allclose(values[name], reference, rtol=1e-5, err_msg=name)
-    np.testing.assert_array_equal(values[FORM_COLUMNS[0]][:2], 0.0)
+    assert list(table.columns) == ["sample", *FORMS]
+    assert list(table["sample"]) == list(point.sample_names)
+    for name in FORMS:
+        shown = [format_value(v, digits=7) for v in point.forms[name]]
+        assert list(table[name]) == shown, name
     timing = app.dataframe[1].value
-    assert list(timing["form"]) == [*FORM_COLUMNS, "factorised"]
+    assert list(timing["form"]) == FORMS
+    assert list(timing["how"]) == [content.FORM_NOTES[f][0] for f in FORMS]
     assert all(float(t) > 0 for t in timing["median time (ms)"])
+    assert float(timing["× log space"][2]) == 1.0
+    assert list(timing["relative gap to loop"]) == [
+        format_value(point.form_gaps[f], digits=3) for f in FORMS
+    ]
 
 
 def test_moving_the_logit_scale_changes_the_loss_metric(app):
     set_defaults(app)
     before = metrics(app)
-    app.slider(key="ml_scale").set_value(10.0).run()
+    app.slider(key="multilabel_logit_scale").set_value(10.0).run()
     assert not app.exception, app.exception
     after = metrics(app)
-    assert after[LOSS] != before[LOSS]
     assert float(after[LOSS]) > float(before[LOSS])
-    assert after == expected_metrics(scale=10.0)
+    assert after == expected_metrics(logit_scale=10.0)
 
 
 @pytest.mark.parametrize("key", list(SLIDERS))
@@ -128,20 +128,28 @@ def test_every_select_slider_at_min_default_max(app, key):
         assert not app.exception, (key, value, app.exception)
 
 
-def test_toggle_and_remeasure_button(app):
+def test_timing_batch_and_remeasure(app):
+    set_defaults(app)
+    app.select_slider(key="multilabel_timing_batch").set_value(32).run()
+    captions = " ".join(c.value for c in app.caption)
+    assert "on a 32 × 6 batch" in captions
+    app.button(key="multilabel_remeasure").click().run()
+    assert not app.exception, app.exception
+    assert app.session_state["multilabel_timing_run"] == 1
+    assert len(app.dataframe[1].value) == 4
+
+
+def test_toggle_draws_the_cross_entropy_gradient(app):
     set_defaults(app)
     charts = len(app.get("plotly_chart"))
-    app.toggle(key="ml_bce_grad").set_value(True).run()
+    app.toggle(key=TOGGLE).set_value(True).run()
     assert not app.exception, app.exception
     assert len(app.get("plotly_chart")) == charts + 1
-    app.button(key="ml_remeasure").click().run()
-    assert not app.exception, app.exception
-    assert len(app.dataframe[1].value) == 4
 
 
 def test_all_rows_without_pairs_give_zero(app):
     set_defaults(app)
-    app.slider(key="ml_density").set_value(0.0).run()
+    app.slider(key="multilabel_label_density").set_value(0.0).run()
     shown = metrics(app)
     assert shown[LOSS] == "0" and shown[NO_PAIRS] == "8"
     assert float(shown[BCE]) > 0  # cross-entropy still trains every sample
@@ -149,24 +157,40 @@ def test_all_rows_without_pairs_give_zero(app):
 
 def test_overflow_is_shown_as_such(app):
     set_defaults(app)
-    app.slider(key="ml_scale").set_value(60.0).run()
+    app.slider(key="multilabel_logit_scale").set_value(60.0).run()
     assert not app.exception, app.exception
     shown = metrics(app)
     assert shown[LOSS] == "+Inf ⚠"
-    assert shown == expected_metrics(scale=60.0)
+    assert shown == expected_metrics(logit_scale=60.0)
     warnings = " ".join(w.value for w in app.warning)
     assert "BP-MLL per sample" in warnings and "not finite" in warnings
 
 
-def test_log_space_stays_finite_where_the_product_overflows(app):
+def test_the_overflow_lesson_sets_its_controls(app):
     set_defaults(app)
-    app.select_slider(key="ml_labels").set_value(256)
-    app.slider(key="ml_scale").set_value(46.5).run()
+    lesson = content.LESSONS[1]
+    app.button(key=f"lesson_multilabel_{lesson.title}").click().run()
     assert not app.exception, app.exception
+    assert app.select_slider(key="multilabel_num_labels").value == 256
     shown = metrics(app)
-    assert shown == expected_metrics(scale=46.5, num_labels=256)
-    assert "⚠" not in shown[LOSS]
-    assert shown[NAIVE] == "+Inf ⚠"
+    assert shown == expected_metrics(**lesson.settings)
+    assert "⚠" not in shown[LOSS] and shown[NAIVE] == "+Inf ⚠"
+    (note,) = [info.value for info in app.info if lesson.notice in info.value]
+    assert "✓ Checked: At a scale of 46.5 with 256 labels" in note
+
+
+def test_predict_then_reveal(app):
+    # Every control is drawn above the first number (views/content/multilabel.py):
+    # a control drawn further down would keep the numbers above it hidden.
+    set_defaults(app)
+    app.session_state["predict"] = True
+    app.run()
+    app.select_slider(key="multilabel_timing_batch").set_value(32).run()
+    assert set(metrics(app).values()) == {"?"}
+    app.button(key="reveal").click().run()
+    assert metrics(app) == expected_metrics()
+    app.session_state["predict"] = False
+    app.run()
 
 
 def test_reset_restores_defaults(app):
@@ -176,7 +200,7 @@ def test_reset_restores_defaults(app):
         app.slider(key=key).set_value(high)
     for key, (_, _, high) in SELECT_SLIDERS.items():
         app.select_slider(key=key).set_value(high)
-    app.toggle(key="ml_bce_grad").set_value(True)
+    app.toggle(key=TOGGLE).set_value(True)
     app.run()
     assert metrics(app) != defaults
     app.button(key="reset_multilabel").click().run()
@@ -185,11 +209,11 @@ def test_reset_restores_defaults(app):
         assert np.isclose(app.slider(key=key).value, default), key
     for key, (_, default, _) in SELECT_SLIDERS.items():
         assert app.select_slider(key=key).value == default, key
-    assert app.toggle(key="ml_bce_grad").value is False
+    assert app.toggle(key=TOGGLE).value is False
     assert metrics(app) == defaults
 
 
-def test_train_draws_the_curves_and_the_extras(app):
+def test_train_draws_the_curves_the_summary_and_the_rows(app):
     set_defaults(app)
     charts = len(app.get("plotly_chart"))
     app.number_input(key="train_epochs_multilabel").set_value(2)
@@ -205,15 +229,14 @@ def test_train_draws_the_curves_and_the_extras(app):
     assert len(app.get("plotly_chart")) == charts + 3
     table = app.dataframe[2].value
     assert list(table["run"]) == ["#1 binary cross-entropy", "#2 BP-MLL"]
-    assert list(table["ranking_loss"]) == [
-        format_value(r["history"]["ranking_loss"][-1]) for r in runs
-    ]
-    # The last run's extras: its held-out summary and first samples.
-    summary = runs[-1]["examples"][0]
-    extras = app.markdown[-1].value
-    assert extras.startswith("**BP-MLL** on 200 held-out samples")
-    assert format_value(summary["after"]["ranking_loss"], 3) in extras
-    assert len(app.dataframe[3].value) == len(runs[-1]["examples"]) - 1
+    # The last run's summary and its first held-out samples.
+    summary = app.markdown[-1].value
+    assert summary.startswith("**#2 BP-MLL**: held-out samples **200**")
+    after = runs[-1]["summary"]["ranking loss after training"]
+    assert f"ranking loss after training **{format_value(after, 3)}**" in summary
+    rows = app.dataframe[3].value
+    assert list(rows.columns) == list(runs[-1]["rows"][0])
+    assert len(rows) == len(runs[-1]["rows"])
     app.button(key="train_clear_multilabel").click().run()
     assert app.session_state["train_runs_multilabel"] == []
     assert len(app.get("plotly_chart")) == charts
@@ -231,4 +254,4 @@ def test_page_trains_inside_the_app():
     assert not at.exception, at.exception
     (run,) = at.session_state["train_runs_multilabel"]
     assert run["history"]["ranking_loss"]
-    assert at.markdown[-1].value.startswith("**BP-MLL**")
+    assert at.markdown[-1].value.startswith("**#1 BP-MLL**")

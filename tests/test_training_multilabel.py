@@ -14,6 +14,13 @@ from lossviz.training import multilabel as task
 
 VARIANTS = ("bpmll", "bce")
 SMALL = {"num_train": 64}
+BEFORE = {  # history key: its summary label before and after training
+    "ranking_loss": ("ranking loss before training", "ranking loss after training"),
+    "hamming_loss": (
+        "Hamming loss (logit > 0) before training",
+        "Hamming loss (logit > 0) after training",
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -173,9 +180,10 @@ def test_reported_metrics_are_sklearns_on_the_same_predictions(monkeypatch):
         ("hamming_loss", lambda y, s: hamming_loss(y, s > 0)),
     ):
         expected = [function(y, logits) for y, logits, _ in scored]
+        before, after = BEFORE[name]
         assert result.history[name] == expected[1:]
-        assert result.examples[0]["before"][name] == expected[0]
-        assert result.examples[0]["after"][name] == expected[-1]
+        assert result.summary[before] == expected[0]
+        assert result.summary[after] == expected[-1]
     y, logits, _ = scored[-1]
     assert result.history["ranking_loss"][-1] == pytest.approx(
         ranking_loss_loop(y, logits)
@@ -192,40 +200,71 @@ def test_each_variant_lowers_its_loss_and_the_ranking_loss(runs, variant):
     assert set(history) == {"loss", "ranking_loss", "hamming_loss"}
     assert result.epochs == list(range(1, 11))
     assert history["loss"][-1] < 0.5 * history["loss"][0]
-    summary = result.examples[0]
-    start = summary["before"]["ranking_loss"]
+    start = result.summary["ranking loss before training"]
     assert history["ranking_loss"][-1] < 0.5 * start
     assert history["ranking_loss"][-1] < history["ranking_loss"][0]
-    assert history["hamming_loss"][-1] < summary["before"]["hamming_loss"]
+    hamming_before = result.summary["Hamming loss (logit > 0) before training"]
+    assert history["hamming_loss"][-1] < hamming_before
     assert all(np.isfinite(v).all() for v in history.values())
 
 
 def test_both_start_from_the_same_model_and_data(runs):
     # Same seed: the same initial weights and held-out set, so the same start.
-    before = [runs[v].examples[0]["before"] for v in VARIANTS]
+    before = [
+        [runs[v].summary[label] for label, _ in BEFORE.values()] for v in VARIANTS
+    ]
     assert before[0] == before[1]
 
 
-def test_examples_describe_the_heldout_predictions(runs):
+def labels_of(text):
+    return [] if text == "none" else [int(i) for i in text.split(", ")]
+
+
+def test_summary_and_rows_describe_the_heldout_predictions(runs):
     for variant in VARIANTS:
-        summary, *rows = runs[variant].examples
-        assert summary["kind"] == "summary"
-        assert summary["num_heldout"] == task.NUM_HELDOUT
+        result = runs[variant]
+        summary = result.summary
+        assert summary["held-out samples"] == task.NUM_HELDOUT
         assert (
-            summary["after"]["ranking_loss"]
-            == runs[variant].history["ranking_loss"][-1]
+            summary["ranking loss after training"] == result.history["ranking_loss"][-1]
         )
-        assert summary["hamming_best_threshold"] <= summary["after"]["hamming_loss"]
-        assert summary["hamming_no_label"] == pytest.approx(
-            summary["true_per_sample"] / task.PARAMS["num_labels"][0]
+        assert (
+            summary["Hamming loss at the best threshold"]
+            <= summary["Hamming loss (logit > 0) after training"]
         )
-        assert len(rows) == task.NUM_EXAMPLES
-        for row in rows:
-            assert row["kind"] == "sample"
-            assert len(row["top_ranked"]) == len(row["true"]) >= 1
-            assert 0.0 <= row["ranking_loss"] <= 1.0
-            if row["ranking_loss"] == 0.0:  # every positive above every negative
-                assert row["top_ranked"] == row["true"]
+        assert summary["Hamming loss predicting no label"] == pytest.approx(
+            summary["true labels per sample"] / task.PARAMS["num_labels"][0]
+        )
+        assert all(isinstance(v, int | float | str) for v in summary.values())
+        assert len(result.rows) == task.NUM_EXAMPLES
+        for row in result.rows:
+            assert list(row) == [
+                "true labels", "predicted (logit > 0)", "ranked first", "ranking loss"
+            ]  # fmt: skip
+            true, ranked = labels_of(row["true labels"]), labels_of(row["ranked first"])
+            assert len(ranked) == len(true) >= 1
+            assert 0.0 <= row["ranking loss"] <= 1.0
+            if row["ranking loss"] == 0.0:  # every positive above every negative
+                assert ranked == true
+
+
+def test_rows_against_a_hand_made_batch():
+    y_true = np.array([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 1, 1]])
+    logits = np.array([[2.0, -1.0, 0.5, 1.0], [-1.0, -0.5, -2.0, -3.0],
+                       [3.0, 1.0, 2.0, -1.0]])  # fmt: skip
+    rows = task.run_rows(y_true, logits)
+    assert rows[0] == {
+        "true labels": "0, 3",
+        "predicted (logit > 0)": "0, 2, 3",
+        "ranked first": "0, 3",
+        "ranking loss": 0.0,
+    }
+    assert rows[1]["predicted (logit > 0)"] == "none"
+    assert rows[1]["ranked first"] == "1"  # -0.5 is its highest score
+    # Labels 2 and 3 are true; 0 and 1 are scored above 3: 3 of 4 pairs wrong
+    # (label 2 beats label 1 but not label 0).
+    assert rows[2]["ranked first"] == "0, 2"
+    assert rows[2]["ranking loss"] == pytest.approx(3 / 4)
 
 
 def test_results_are_plain_json(runs):
@@ -239,18 +278,18 @@ def test_a_fixed_seed_repeats_exactly(variant):
     b = training.train("multilabel", variant, epochs=2, seed=7, **SMALL)
     c = training.train("multilabel", variant, epochs=2, seed=8, **SMALL)
     assert a.history == b.history
-    assert a.examples == b.examples
+    assert (a.summary, a.rows) == (b.summary, b.rows)
     assert a.history != c.history
 
 
-def test_should_stop_keeps_the_epoch_and_the_examples():
+def test_should_stop_keeps_the_epoch_and_the_summary():
     result = training.train(
         "multilabel", "bce", epochs=4, should_stop=lambda: True, **SMALL
     )
     assert result.epochs == [1]
-    assert (
-        result.examples[0]["after"]["ranking_loss"] == result.history["ranking_loss"][0]
-    )
+    after = result.summary["ranking loss after training"]
+    assert after == result.history["ranking_loss"][0]
+    assert len(result.rows) == task.NUM_EXAMPLES
 
 
 def test_each_variant_trains_with_the_loss_users_import():
@@ -298,8 +337,11 @@ def test_what_the_page_says_about_the_two_runs(runs):
     assert bce.history["ranking_loss"][-1] <= bpmll.history["ranking_loss"][-1]
 
     def threshold_gap(result):
-        summary = result.examples[0]
-        return summary["after"]["hamming_loss"] - summary["hamming_best_threshold"]
+        summary = result.summary
+        return (
+            summary["Hamming loss (logit > 0) after training"]
+            - summary["Hamming loss at the best threshold"]
+        )
 
     assert threshold_gap(bpmll) > 3 * threshold_gap(bce)
     assert threshold_gap(bpmll) > 0.02

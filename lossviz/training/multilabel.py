@@ -28,8 +28,9 @@ BP-MLL: its loss is unchanged by adding a constant to a sample's logits (it
 only ranks), so nothing in training ties its scores to 0. Zhang & Zhou learn a
 threshold per sample by linear regression on the outputs; here the rule is
 fixed, so that the Hamming loss shows what a user who thresholds BP-MLL's
-outputs at 0 gets. The run's examples add the Hamming loss at the best single
-threshold on the held-out set, for comparison.
+outputs at 0 gets. The run's summary adds the Hamming loss at the best single
+threshold on the held-out set, for comparison; its rows show the first
+held-out samples.
 
 Everything is generated from the run's seed (``core.rng``), nothing is
 downloaded, and every size is capped.
@@ -257,52 +258,61 @@ class HeldOutMetrics(keras.callbacks.Callback):
             logs.update(self._score())
 
 
-def _label_list(row) -> list[int]:
-    return [int(i) for i in np.flatnonzero(row)]
+def _label_list(row) -> str:
+    """``"0, 3, 7"``: the labels set in a 0/1 row, or ``"none"``."""
+    return ", ".join(str(int(i)) for i in np.flatnonzero(row)) or "none"
 
 
-def run_examples(y_true, logits, before: dict, label_density: float) -> list[dict]:
-    """A summary of the held-out set and its first samples, JSON-friendly.
+def run_summary(y_true, logits, before: dict) -> dict:
+    """The held-out figures of a finished run, by readable label.
 
-    The summary (``kind="summary"``) holds the metrics before and after
-    training, the mean number of true and of predicted labels per sample, the
-    Hamming loss of predicting no label at all, and the best single threshold
-    with its Hamming loss. Each sample row (``kind="sample"``) lists its true
-    labels, the labels predicted by ``logit > THRESHOLD``, its top-ranked
-    labels (as many as it has true labels) and its own ranking loss.
+    The ranking and Hamming losses before and after training, the mean number
+    of true and of predicted labels per sample, the best single threshold with
+    its Hamming loss, and the Hamming loss of predicting no label at all.
     """
     y_true = np.asarray(y_true)
     logits = np.asarray(logits)
-    predicted = predict_labels(logits)
+    after = heldout_metrics(y_true, logits)
     threshold, hamming_at_best = best_threshold(y_true, logits)
-    summary = {
-        "kind": "summary",
-        "before": dict(before),
-        "after": heldout_metrics(y_true, logits),
-        "true_per_sample": float(y_true.sum(axis=1).mean()),
-        "predicted_per_sample": float(predicted.sum(axis=1).mean()),
-        "hamming_no_label": float(hamming_loss(y_true, np.zeros_like(y_true))),
-        "best_threshold": threshold,
-        "hamming_best_threshold": hamming_at_best,
-        "label_density": float(label_density),
-        "num_heldout": len(y_true),
+    return {
+        "held-out samples": len(y_true),
+        "ranking loss before training": before["ranking_loss"],
+        "ranking loss after training": after["ranking_loss"],
+        "Hamming loss (logit > 0) before training": before["hamming_loss"],
+        "Hamming loss (logit > 0) after training": after["hamming_loss"],
+        "true labels per sample": float(y_true.sum(axis=1).mean()),
+        "labels predicted per sample": float(predict_labels(logits).sum(axis=1).mean()),
+        "best single threshold": threshold,
+        "Hamming loss at the best threshold": hamming_at_best,
+        "Hamming loss predicting no label": float(
+            hamming_loss(y_true, np.zeros_like(y_true))
+        ),
     }
+
+
+def run_rows(y_true, logits) -> list[dict]:
+    """The first ``NUM_EXAMPLES`` held-out samples: their true labels, the
+    labels predicted by ``logit > THRESHOLD``, their top-ranked labels (as many
+    as they have true labels) and their own ranking loss."""
+    y_true = np.asarray(y_true)
+    logits = np.asarray(logits)
+    predicted = predict_labels(logits)
     rows = []
     for i in range(min(NUM_EXAMPLES, len(y_true))):
         count = int(y_true[i].sum())
-        ranked = np.argsort(-logits[i], kind="stable")[:count]
+        ranked = np.zeros_like(y_true[i])
+        ranked[np.argsort(-logits[i], kind="stable")[:count]] = 1
         rows.append(
             {
-                "kind": "sample",
-                "true": _label_list(y_true[i]),
-                "predicted": _label_list(predicted[i]),
-                "top_ranked": sorted(int(j) for j in ranked),
-                "ranking_loss": float(
+                "true labels": _label_list(y_true[i]),
+                "predicted (logit > 0)": _label_list(predicted[i]),
+                "ranked first": _label_list(ranked),
+                "ranking loss": float(
                     label_ranking_loss(y_true[i : i + 1], logits[i : i + 1])
                 ),
             }
         )
-    return [summary, *rows]
+    return rows
 
 
 def _run(ctx: core.RunContext) -> None:
@@ -335,11 +345,10 @@ def _run(ctx: core.RunContext) -> None:
         callbacks=[metrics, *ctx.callbacks],
         verbose=0,
     )
-    ctx.result.examples.extend(
-        run_examples(
-            data["y_heldout"], metrics.logits, metrics.before, params["label_density"]
-        )
+    ctx.result.summary.update(
+        run_summary(data["y_heldout"], metrics.logits, metrics.before)
     )
+    ctx.result.rows.extend(run_rows(data["y_heldout"], metrics.logits))
 
 
 TASK = core.register_task(

@@ -1,0 +1,493 @@
+"""What the "Multi-label ranking (BP-MLL)" page computes.
+
+A seeded multi-label batch (labels and logits, two rows without pairs); at a
+setting, BP-MLL per sample (``bpmll_loss``, log space) with its gradient with
+respect to the logits, binary cross-entropy (Keras, from logits) with its
+gradient beside it, and the same loss in its four forms (loop, pairwise, log
+space, factorised product) with each form's gap to the loop; a sweep of the
+logit scale over ``SWEEP_SCALES``; the median time of each form; the Train
+panel's runs; each lesson's outcome (``check_lesson``). Every number a
+sentence on the page states (the samples without pairs, the batch means, the
+scale where the factorised product and the loss itself first overflow) is a
+field here.
+
+The graph of the values and gradients is compiled once, for any batch and
+label count (``[None, None]`` inputs), and fed tensors, so a slider move never
+retraces it; the sweep runs through the same graph, its scales stacked on the
+batch axis (the losses are per row, so rows of different scales never mix).
+The loop form needs a static shape: its graph (with the pairwise form's) is
+traced once per label count, and the scale and density are fed to it. No
+autograph: lossviz has no tensor-dependent Python control flow.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossviz import analysis, multilabel
+from lossviz._common import as_float, check_number
+from lossviz._tf import tf
+from lossviz.explore._base import Claim, RunSpec, TrainSpec, first_where, grad_norms
+
+# isort: split
+# After lossviz: it imports TensorFlow quietly, keras would import it noisily.
+import keras
+
+FORMULA = multilabel.FORMULA
+LOG_SPACE_FORMULA = multilabel.FORMULAS["log_space"]
+PARAMS = {}  # BP-MLL has no parameter: every control shapes the example
+NUM_SAMPLES = 8
+MAX_LABELS = 256  # the pairwise form holds [B, L, L]; the page offers up to 256
+SWEEP_SCALES = np.arange(1.5, 60.1, 1.5)  # 40 points, 1.5 apart
+TIMING_REPEATS = 5
+TIMING_SCALE, TIMING_DENSITY = 3.0, 0.4
+
+# What the page's "Use it in your model" shows the source of.
+SOURCES = (multilabel.bpmll_loss, multilabel.BPMLL)
+
+TRAINING = TrainSpec(
+    task="multilabel",
+    metrics={
+        "loss": "Training loss",
+        "ranking_loss": "Held-out ranking loss",
+        "hamming_loss": "Held-out Hamming loss (logit > 0)",
+    },
+    epochs=10,
+)
+
+
+def bpmll_loss_factorised(y_true, logits):
+    """BP-MLL as the literal factorised product, kept to show where it breaks.
+
+    ``E = (sum_{k in Y} exp(-c_k)) * (sum_{l in Ybar} exp(c_l)) / (|Y| |Ybar|)``.
+    Same value as ``bpmll_loss`` in exact arithmetic and O(B·L) memory, but the
+    product of the two sums is formed before dividing by the pair count, so in
+    float32 it overflows to ``inf`` (and its gradient to ``inf``/NaN) for
+    large ``|logits|`` even where the loss itself is finite. Use
+    ``lossviz.bpmll_loss``.
+
+    Args:
+      y_true: 0/1 multi-hot labels, `[batch, num_labels]` (above 0.5 counts as
+        a positive; not checked: the page's batches are 0/1 by construction).
+      logits: outputs, same shape.
+
+    Returns:
+      Loss per sample, `[batch]` (may be ``inf``; that is its point). Rows
+      without pairs give 0.
+    """
+    logits = as_float(logits)
+    positive = tf.cast(y_true, logits.dtype) > 0.5
+    negative = tf.logical_not(positive)
+    zeros = tf.zeros_like(logits)
+    pos_sum = tf.reduce_sum(tf.where(positive, tf.exp(-logits), zeros), axis=-1)
+    neg_sum = tf.reduce_sum(tf.where(negative, tf.exp(logits), zeros), axis=-1)
+    num_pairs = tf.reduce_sum(tf.cast(positive, logits.dtype), axis=-1) * (
+        tf.reduce_sum(tf.cast(negative, logits.dtype), axis=-1)
+    )
+    # May be 0! A row with no positive or no negative label has no pairs.
+    return tf.math.divide_no_nan(pos_sum * neg_sum, num_pairs)
+
+
+def binary_crossentropy(y_true, logits):
+    """Keras' binary cross-entropy from logits, mean over labels: `[batch]`."""
+    return keras.losses.binary_crossentropy(y_true, logits, from_logits=True)
+
+
+# name: per-sample function, in the order of the page's tables.
+FORMS = {
+    "loop": multilabel.bpmll_loss_loop,
+    "pairwise": multilabel.bpmll_loss_pairwise,
+    "log space": multilabel.bpmll_loss,
+    "factorised": bpmll_loss_factorised,
+}
+
+
+def example_batch(
+    num_samples=NUM_SAMPLES, num_labels=6, *, label_density=0.4, logit_scale=3.0,
+    seed=0,
+):  # fmt: skip
+    """A small seeded multi-label batch with the two degenerate rows included.
+
+    Labels are Bernoulli(``label_density``); logits are
+    ``logit_scale * uniform(-1, 1)``, so ``|logits| <= logit_scale``. Row 0 is
+    made all-negative and row 1 all-positive (when there are at least two
+    samples), the rows BP-MLL gives 0. The same seed draws the same labels
+    and the same unit logits at every scale.
+
+    Args:
+      num_samples: batch size, an integer >= 1.
+      num_labels: number of labels, an integer >= 1.
+      label_density: probability of each label being positive, in [0, 1].
+      logit_scale: half-width of the logit range, > 0.
+      seed: integer seed; the same seed gives the same batch.
+
+    Returns:
+      ``(y_true, logits)``: numpy float32 arrays `[num_samples, num_labels]`.
+    """
+    check_number("num_samples", num_samples, low=1, integer=True)
+    check_number("num_labels", num_labels, low=1, integer=True)
+    check_number("label_density", label_density, low=0, high=1)
+    check_number("logit_scale", logit_scale, low=0, low_open=True)
+    check_number("seed", seed, low=0, integer=True)
+    rng = np.random.default_rng(int(seed))
+    shape = (int(num_samples), int(num_labels))
+    y_true = (rng.random(shape) < label_density).astype(np.float32)
+    unit_logits = rng.uniform(-1.0, 1.0, size=shape)
+    y_true[0] = 0.0
+    if num_samples >= 2:
+        y_true[1] = 1.0
+    return y_true, (logit_scale * unit_logits).astype(np.float32)
+
+
+def sample_names(y_true) -> tuple[str, ...]:
+    """``"s0 no positive"``, ``"s1 all positive"``, ``"s2"``: each sample,
+    and whether it has no pairs."""
+    names = []
+    for i, row in enumerate(np.asarray(y_true)):
+        if not row.any():
+            names.append(f"s{i} no positive")
+        elif row.all():
+            names.append(f"s{i} all positive")
+        else:
+            names.append(f"s{i}")
+    return tuple(names)
+
+
+def batch_mean(values) -> np.ndarray:
+    """The mean over the last (sample) axis as Keras' default reduction forms
+    it: a float32 sum divided by the count, so +Inf once the sum passes the
+    float32 maximum, even where every sample is finite."""
+    values = np.asarray(values, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(values, axis=-1, dtype=np.float32)
+        return total / np.float32(values.shape[-1])
+
+
+def relative_gap(values, reference) -> float:
+    """Largest ``|values - reference| / max(|reference|, 1)``: 0 for an empty
+    batch, NaN or Inf where either side is not finite."""
+    values = np.asarray(values, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        gap = np.abs(values - reference) / np.maximum(np.abs(reference), 1.0)
+    return float(np.max(gap)) if gap.size else 0.0
+
+
+def _label_count(num_labels) -> int:
+    check_number("num_labels", num_labels, low=1, high=MAX_LABELS, integer=True)
+    return int(num_labels)
+
+
+@dataclass(frozen=True)
+class SweepSetting:
+    """What the scale sweep depends on: the page's controls but the scale."""
+
+    label_density: float = 0.4
+    num_labels: int = 6
+
+    def __post_init__(self):
+        check_number("label_density", self.label_density, low=0, high=1)
+        object.__setattr__(self, "label_density", float(self.label_density))
+        object.__setattr__(self, "num_labels", _label_count(self.num_labels))
+
+
+@dataclass(frozen=True)
+class Setting(SweepSetting):
+    """The page's controls the loss and its gradient depend on."""
+
+    logit_scale: float = 3.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_number("logit_scale", self.logit_scale, low=0, low_open=True)
+        object.__setattr__(self, "logit_scale", float(self.logit_scale))
+
+    @property
+    def sweep_setting(self) -> SweepSetting:
+        """The fields the scale sweep depends on (a cache key without the scale)."""
+        return SweepSetting(self.label_density, self.num_labels)
+
+
+@dataclass(frozen=True)
+class TimingSetting:
+    """What the timing table depends on: the label count and the batch size."""
+
+    num_labels: int = 6
+    timing_batch: int = 8
+
+    def __post_init__(self):
+        check_number("timing_batch", self.timing_batch, low=1, high=1024, integer=True)
+        object.__setattr__(self, "num_labels", _label_count(self.num_labels))
+        object.__setattr__(self, "timing_batch", int(self.timing_batch))
+
+
+@dataclass(frozen=True)
+class Point:
+    """Everything the page shows at one setting (numpy, float32 as computed).
+
+    ``y_true`` and ``logits [B, L]``; ``loss [B]`` (``bpmll_loss``) with its
+    gradient ``grad [B, L]`` (of the summed loss, with respect to the logits);
+    ``bce`` and ``bce_grad`` the same for binary cross-entropy; ``forms``:
+    each form of ``FORMS`` per sample, and ``form_gaps`` its
+    ``relative_gap`` to the loop; ``mean_loss``, ``mean_bce`` and
+    ``mean_factorised``: ``batch_mean`` of each; ``without_pairs [B]``: the
+    rows with no positive or no negative label, and ``num_without_pairs``
+    their count.
+    """
+
+    setting: Setting
+    y_true: np.ndarray
+    logits: np.ndarray
+    sample_names: tuple
+    without_pairs: np.ndarray
+    num_without_pairs: int
+    loss: np.ndarray
+    grad: np.ndarray
+    bce: np.ndarray
+    bce_grad: np.ndarray
+    forms: dict
+    form_gaps: dict
+    mean_loss: float
+    mean_bce: float
+    mean_factorised: float
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The batch-mean losses and gradient norms over ``scales`` (``SWEEP_SCALES``),
+    the same labels and unit logits throughout, for BP-MLL (log space), the
+    factorised product and binary cross-entropy. ``loss_overflow`` and
+    ``factorised_overflow``: the first scale where that batch mean is not
+    finite (None if there is none)."""
+
+    setting: SweepSetting
+    scales: np.ndarray
+    mean_loss: np.ndarray
+    mean_factorised: np.ndarray
+    mean_bce: np.ndarray
+    grad_norm: np.ndarray
+    factorised_grad_norm: np.ndarray
+    bce_grad_norm: np.ndarray
+    loss_overflow: float | None
+    factorised_overflow: float | None
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Median milliseconds per eager call of each form on a seeded
+    ``timing_batch x num_labels`` batch (``repeats`` calls after a warm-up),
+    and each as a multiple of the log-space form's."""
+
+    setting: TimingSetting
+    milliseconds: dict
+    relative: dict
+    repeats: int
+
+
+_MATRIX = tf.TensorSpec([None, None], tf.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _values_and_grads():
+    """``fn(y_true, logits)`` -> ``{name: (values [B], grad [B, L])}`` for
+    BP-MLL, the factorised product and binary cross-entropy."""
+    losses = {
+        "loss": multilabel.bpmll_loss,
+        "factorised": bpmll_loss_factorised,
+        "bce": binary_crossentropy,
+    }
+
+    @tf.function(input_signature=[_MATRIX, _MATRIX], autograph=False)
+    def fn(y_true, logits):
+        out = {}
+        for name, loss in losses.items():
+            with tf.GradientTape() as tape:
+                tape.watch(logits)
+                values = loss(y_true, logits)
+            out[name] = (values, tape.gradient(values, logits))
+        return out
+
+    return fn
+
+
+def _loop_and_pairwise(y_true, logits) -> dict:
+    return {
+        "loop": multilabel.bpmll_loss_loop(y_true, logits),
+        "pairwise": multilabel.bpmll_loss_pairwise(y_true, logits),
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def _forms(num_labels: int):
+    """``fn(y_true, logits)`` -> ``{"loop": [B], "pairwise": [B]}`` for a
+    ``[NUM_SAMPLES, num_labels]`` batch: a concrete function, traced here
+    once per label count (the loop form needs a static shape), so no call
+    traces it and TensorFlow's frequent-retracing warning never fires; the
+    scale and the density are values fed to it."""
+    spec = tf.TensorSpec([NUM_SAMPLES, num_labels], tf.float32)
+    graph = tf.function(_loop_and_pairwise, autograph=False)
+    return graph.get_concrete_function(spec, spec)
+
+
+def _evaluate(y_true, logits) -> dict:
+    out = _values_and_grads()(tf.constant(y_true), tf.constant(logits))
+    return {name: (v.numpy(), g.numpy()) for name, (v, g) in out.items()}
+
+
+def at_setting(setting: Setting, seed: int = 0) -> Point:
+    """BP-MLL, binary cross-entropy and every form of BP-MLL at ``setting``."""
+    y_true, logits = example_batch(
+        NUM_SAMPLES, setting.num_labels, label_density=setting.label_density,
+        logit_scale=setting.logit_scale, seed=seed,
+    )  # fmt: skip
+    out = _evaluate(y_true, logits)
+    (loss, grad), (bce, bce_grad) = out["loss"], out["bce"]
+    forms = _forms(setting.num_labels)(tf.constant(y_true), tf.constant(logits))
+    forms = {
+        "loop": forms["loop"].numpy(),
+        "pairwise": forms["pairwise"].numpy(),
+        "log space": loss,
+        "factorised": out["factorised"][0],
+    }
+    positives = y_true.sum(axis=-1)
+    without_pairs = (positives == 0) | (positives == y_true.shape[1])
+    return Point(
+        setting=setting,
+        y_true=y_true,
+        logits=logits,
+        sample_names=sample_names(y_true),
+        without_pairs=without_pairs,
+        num_without_pairs=int(np.sum(without_pairs)),
+        loss=loss,
+        grad=grad,
+        bce=bce,
+        bce_grad=bce_grad,
+        forms=forms,
+        form_gaps={name: relative_gap(v, forms["loop"]) for name, v in forms.items()},
+        mean_loss=float(batch_mean(loss)),
+        mean_bce=float(batch_mean(bce)),
+        mean_factorised=float(batch_mean(forms["factorised"])),
+    )
+
+
+def scale_sweep(setting: SweepSetting, seed: int = 0) -> Sweep:
+    """The three losses and their gradient norms at every scale of
+    ``SWEEP_SCALES``, in one call of the graph (the scales' batches stacked)."""
+    batches = [
+        example_batch(
+            NUM_SAMPLES,
+            setting.num_labels,
+            label_density=setting.label_density,
+            logit_scale=scale,
+            seed=seed,
+        )
+        for scale in SWEEP_SCALES
+    ]
+    y_true = np.concatenate([labels for labels, _ in batches])
+    logits = np.concatenate([scores for _, scores in batches])
+    shape = (len(SWEEP_SCALES), NUM_SAMPLES)
+    out = {
+        name: (values.reshape(shape), grads.reshape(*shape, -1))
+        for name, (values, grads) in _evaluate(y_true, logits).items()
+    }
+    means = {name: batch_mean(values) for name, (values, _) in out.items()}
+    norms = {name: grad_norms(grads, axis=(1, 2)) for name, (_, grads) in out.items()}
+    return Sweep(
+        setting=setting,
+        scales=SWEEP_SCALES.copy(),
+        mean_loss=means["loss"],
+        mean_factorised=means["factorised"],
+        mean_bce=means["bce"],
+        grad_norm=norms["loss"],
+        factorised_grad_norm=norms["factorised"],
+        bce_grad_norm=norms["bce"],
+        loss_overflow=first_where(SWEEP_SCALES, ~np.isfinite(means["loss"])),
+        factorised_overflow=first_where(
+            SWEEP_SCALES, ~np.isfinite(means["factorised"])
+        ),
+    )
+
+
+def timings(setting: TimingSetting, run: int = 0) -> Timings:
+    """Times every form of ``FORMS`` eagerly on a seeded batch (seed 0, the
+    default scale and density). ``run`` only tells measurements apart: a new
+    value asks a cache for a new measurement."""
+    del run
+    y_true, logits = example_batch(
+        setting.timing_batch, setting.num_labels, label_density=TIMING_DENSITY,
+        logit_scale=TIMING_SCALE, seed=0,
+    )  # fmt: skip
+    seconds = {
+        name: analysis.median_time(
+            lambda form=form: form(y_true, logits), repeats=TIMING_REPEATS
+        )
+        for name, form in FORMS.items()
+    }
+    return Timings(
+        setting=setting,
+        milliseconds={name: s * 1e3 for name, s in seconds.items()},
+        relative={name: s / seconds["log space"] for name, s in seconds.items()},
+        repeats=TIMING_REPEATS,
+    )
+
+
+def check_lesson(name: str, values: Mapping, seed: int) -> Claim:
+    """The outcome the lesson ``name`` states, at the control ``values`` (by
+    name, as the page holds them).
+
+    - ``"no_pairs"``: some samples have no (positive, negative) pair, and each
+      of them gives BP-MLL 0 with a gradient of exactly 0;
+    - ``"overflow"``: the factorised product is +Inf in some sample, every
+      log-space value and gradient is finite, and the log-space batch mean
+      itself first overflows a few scales further on (at most 6 above the
+      setting's).
+    """
+    setting = Setting(
+        label_density=values["label_density"],
+        num_labels=values["num_labels"],
+        logit_scale=values["logit_scale"],
+    )
+    point = at_setting(setting, seed)
+    if name == "no_pairs":
+        rows = point.without_pairs
+        zero = not np.any(point.loss[rows]) and not np.any(point.grad[rows])
+        return Claim(
+            holds=bool(rows.any()) and zero,
+            statement=f"{point.num_without_pairs} of {NUM_SAMPLES} samples have no "
+            f"pairs, and {'each gives' if zero else 'not all give'} BP-MLL 0 with "
+            "a gradient of exactly 0.",
+        )
+    if name == "overflow":
+        overflowed = ~np.isfinite(point.forms["factorised"])
+        finite = np.isfinite(point.loss).all() and np.isfinite(point.grad).all()
+        overflow = scale_sweep(setting.sweep_setting, seed).loss_overflow
+        further = overflow is not None and 0 < overflow - setting.logit_scale <= 6
+        loss_text = (
+            f"every log-space value is finite (largest {np.max(point.loss):.3g})"
+            if finite
+            else "the log-space form is not finite either"
+        )
+        at = "never" if overflow is None else f"from a scale of {overflow:g}"
+        return Claim(
+            holds=bool(overflowed.any() and finite and further),
+            statement=f"At a scale of {setting.logit_scale:g} with "
+            f"{setting.num_labels} labels the factorised product is +Inf in "
+            f"{int(overflowed.sum())} of {NUM_SAMPLES} samples while {loss_text}; "
+            f"the log-space batch mean overflows {at}.",
+        )
+    raise ValueError(f"`name` must be 'no_pairs' or 'overflow', got {name!r}.")
+
+
+def train_runs(setting: Setting | None = None) -> tuple[RunSpec, ...]:
+    """The Train panel's runs: binary cross-entropy, then BP-MLL (last, so the
+    summary the panel shows below its table is the one of this page's loss).
+    No control of the page changes them."""
+    del setting
+    return (
+        RunSpec("binary cross-entropy", "bce"),
+        RunSpec("BP-MLL", "bpmll"),
+    )
