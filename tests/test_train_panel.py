@@ -18,6 +18,9 @@ def regression(ctx):
         model.compile(keras.optimizers.SGD(ctx.learning_rate), loss="mse")
     model.fit(x, y, epochs=ctx.epochs, batch_size=32, verbose=0,
               callbacks=ctx.callbacks)
+    ctx.result.summary["weights learned"] = 2
+    ctx.result.rows.extend([{"input": "a", "right?": True, "error": 0.125},
+                            {"input": "b", "right?": False, "error": 1.5}])
 
 core.register_task(core.Task("panel_demo", "demo", ("a", "b"), regression))
 spec = TrainSpec("panel_demo", {"loss": "Training loss"}, epochs=2, learning_rate=0.1)
@@ -37,6 +40,11 @@ def test_train_draws_curves_and_overlays_a_second_run():
     assert at.get("plotly_chart")
     table = at.dataframe[0].value
     assert list(table["run"]) == ["#1 slow", "#2 fast"]
+    # The last run's typed summary and example rows, drawn as they are.
+    assert any("#2 fast**: weights learned **2**" in m.value for m in at.markdown)
+    rows = at.dataframe[1].value
+    assert list(rows["right?"]) == ["✓", "✗"]
+    assert list(rows["error"]) == ["0.125", "1.5"]
     at.multiselect(key="train_choice_panel_demo").set_value(["fast"])
     at.button(key="train_go_panel_demo").click().run()
     runs = at.session_state["train_runs_panel_demo"]
