@@ -142,7 +142,10 @@ def browser_latency(
                 notes = notes_for[name]
                 _, since = server_notes.run_times(notes)
                 metric = page.locator(METRIC).first
-                before = metric.inner_text()
+                try:
+                    before = metric.inner_text()
+                except Exception as error:  # say which page, then stop
+                    raise RuntimeError(f"{name}: no metric to read") from error
                 slider = page.locator(SLIDER).first
                 slider.focus()
                 key = "ArrowRight" if (i // 5) % 2 == 0 else "ArrowLeft"
@@ -267,9 +270,9 @@ def main() -> None:
                 stack.callback(other_app.wait, timeout=10)
                 stack.callback(other_app.terminate)
                 wait_for_health(f"http://127.0.0.1:{other_port}")
-                for name in PAGES:
+                for name, old_name in zip(PAGES, page_names_of(other), strict=True):
                     urls[f"{name} @{args.against}"] = (
-                        f"http://127.0.0.1:{other_port}/{name}"
+                        f"http://127.0.0.1:{other_port}/{old_name}"
                     )
                     notes[f"{name} @{args.against}"] = other_notes
             browser_s, server_s = browser_latency(urls, notes, args.moves)
@@ -284,6 +287,17 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(timeout=10)
     report_cold_start(args.cold_repeats)
+
+
+def page_names_of(checkout: Path) -> list[str]:
+    """The loss pages' URL names in another checkout (pages were renamed:
+    sharpening -> sharpen, ...), in its catalogue's order, which is ours."""
+    out = subprocess.run(
+        [sys.executable, "-c", "from ui.catalog import page_names; "
+         "print(' '.join(page_names()))"],
+        cwd=checkout, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.split()
 
 
 @contextlib.contextmanager
