@@ -1,15 +1,22 @@
 """lossviz.explore.triplet against numpy: the example batches, the loss and its
-gradient at a margin, the margin sweep, the claims the page states, and the
-add_loss layer's reports."""
+gradient at a margin, the margin sweep, the claims the page states (its
+intro, captions and lessons), the add_loss layer's reports, and the original
+attempts the page shows beyond tests/test_attempts.py."""
 
 import math
+import os
 
+import keras
 import numpy as np
 import pytest
 
+import lossviz
 from lossviz import registry
 from lossviz.explore import triplet as explore
+from lossviz.explore.attempts import triplet as attempts
 from lossviz.training import core
+from lossviz.training import triplet as task
+from views.content import triplet as content
 
 SEEDS = [0, 3]
 
@@ -110,6 +117,7 @@ def test_triplets_cosines_gaps_and_claims_match_numpy(seed, hard_share):
     assert batch.cos_negative[-1] == 0.0  # the empty answer
     assert batch.max_gap == pytest.approx(gap.max(), abs=1e-6)
     assert batch.wrong_order == int((gap < 0).sum())
+    assert batch.hard_wrong_order == int((gap[hard] < 0).sum())
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -148,15 +156,190 @@ def test_gradient_matches_finite_differences_of_the_numpy_loss():
         assert point.grad[row, col] == pytest.approx(numeric, rel=1e-3, abs=1e-5)
 
 
-def test_the_lessons_claims():
+def np_gap(seed, hard_share=0.25):
+    a, p, n, hard = explore.example_triplets(64, 8, hard_share=hard_share, seed=seed)
+    return np_cosines(a, p) - np_cosines(a, n), hard
+
+
+def test_page_facts_state_the_default_batch_s_largest_gap():
+    facts = explore.page_facts(0)
+    gap, _ = np_gap(0, explore.Setting().hard_share)
+    # The intro's threshold: every triplet is active for m above the largest
+    # gap, 1.71 on the default data (not 2 + anything).
+    assert facts.max_gap == pytest.approx(gap.max(), abs=1e-6)
+    assert round(facts.max_gap, 2) == 1.71
+    assert (facts.num_triplets, facts.dim, facts.hard_share) == (64, 8, 0.25)
+    margins = np.linspace(0.0, 2.5, 51)
+    assert facts.all_active_from == pytest.approx(margins[margins > gap.max()][0])
+    # The slider reaches it, and goes beyond it.
+    assert facts.margin_high == explore.PARAMS["margin"].ui_range[1]
+    assert facts.all_active_from <= facts.margin_high
+    assert facts.zero_answer_cosine == 0.0
+    text = " ".join(content.intro(facts).split())
+    assert "1.71 with the default share of 0.25" in text
+    assert "from m = 1.75 on the" in text and "goes to 2.5" in text
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_raising_the_margin_never_lowers_share_loss_or_gradient(seed):
+    # The intro: the share of active triplets, the loss and the gradient grow.
+    sweep = explore.margin_sweep(explore.Batch(0.25), seed)
+    for series in (sweep.active_share, sweep.mean_loss, sweep.grad_norm):
+        assert np.all(np.diff(series) >= -1e-6)
+    assert sweep.mean_loss[-1] > sweep.mean_loss[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_more_hard_triplets_more_wrongly_ranked_and_more_loss_at_margin_zero(seed):
+    # The intro and the hard-share help: most hard triplets are ranked the
+    # wrong way round, and the loss at margin 0 grows with their share.
+    shares = np.round(np.arange(0.0, 1.0001, 0.05), 2)
+    wrong, losses = [], []
+    for share in shares:
+        gap, hard = np_gap(seed, share)
+        wrong.append(int((gap < 0).sum()))
+        losses.append(np.maximum(0.0, -gap).mean())
+        if hard.any():
+            assert (gap[hard] < 0).mean() > 0.5, share
+    assert np.all(np.diff(wrong) >= 0) and np.all(np.diff(losses) >= 0)
+    assert explore.at_setting(explore.Setting(0.0, 1.0), seed).mean_loss == (
+        pytest.approx(losses[-1], abs=1e-6)
+    )
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_exactly_the_inactive_triplets_have_a_zero_gradient(seed):
+    # The metric helps: only active triplets carry a gradient, and an
+    # inactive one's is exactly 0.
+    losses, grads = explore._grid(explore.Batch(0.25), seed)
+    for loss, grad in zip(losses, grads, strict=True):
+        zero_rows = ~np.any(grad != 0, axis=1)
+        np.testing.assert_array_equal(zero_rows, loss == 0)
+
+
+def test_a_descent_step_is_the_answers_directions_perpendicular_to_q():
+    # The gradient caption: -dL/dq = P_q(u+ - u-) / |q| for an active triplet,
+    # perpendicular to q; a zero answer counts as 0.
+    point = explore.at_setting(explore.Setting(0.5, 0.25), 0)
+    a, p, n, _ = (x.astype(np.float64) for x in explore.example_triplets(seed=0))
+
+    def unit(x):
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
+        return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+
+    q = unit(a)
+    direction = unit(p) - unit(n)
+    direction -= np.sum(direction * q, axis=1, keepdims=True) * q
+    step = direction / np.linalg.norm(a, axis=1, keepdims=True)
+    active = point.active
+    assert active.sum() > 10 and not n[-1].any()
+    np.testing.assert_allclose(-point.grad[active], step[active], atol=2e-5)
+    along_q = np.abs(np.sum(point.grad * q, axis=1))
+    assert along_q.max() < 1e-5 * max(1.0, np.abs(point.grad).max())
+
+
+def test_gap_caption_counts_the_wrongly_ranked_triplets():
     batch = explore.triplets(explore.Batch(0.25), 0)
-    # Margin 0: only the triplets ranked the wrong way round are active.
-    zero = explore.at_setting(explore.Setting(0.0, 0.25), 0)
-    np.testing.assert_array_equal(zero.active, batch.gap < 0)
-    assert zero.zero_gradient == explore.NUM_TRIPLETS - batch.wrong_order
-    # Margin 2: gaps are at most 2, so every triplet is active.
-    two = explore.at_setting(explore.Setting(2.0, 0.25), 0)
-    assert two.active_share == 1.0 and two.zero_gradient == 0
+    gap, hard = np_gap(0)
+    text = content.gap_caption(batch)
+    assert text.startswith(
+        f"{int((gap < 0).sum())} of 64 triplets are ranked the wrong way round "
+        f"(gap below 0; {int((gap[hard] < 0).sum())} of the {int(hard.sum())} hard "
+        f"ones and {int((gap[~hard] < 0).sum())} of the {int((~hard).sum())} easy"
+    )
+    assert f"The largest gap is {gap.max():.3g}:" in text
+
+
+# ------------------------------------------------------------------ lessons
+
+
+def lesson(check):
+    (found,) = [item for item in content.LESSONS if item.check == check]
+    return found
+
+
+def values_of(check, **overrides):
+    return content.CONTROLS.defaults() | lesson(check).settings | overrides
+
+
+def checked(check, margin, seed, hard_share):
+    """The lesson's claim at its settings (asserted to hold and to set
+    ``margin``) and the numpy gaps of its batch."""
+    values = values_of(check, hard_share=hard_share)
+    assert values["margin"] == margin
+    claim = explore.check_lesson(check, values, seed)
+    assert claim.holds, claim.statement
+    return claim, np_gap(seed, hard_share)[0]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("hard_share", [0.0, 0.25, 1.0])
+def test_margin_zero_lesson_only_wrongly_ranked_triplets_are_active(seed, hard_share):
+    claim, gap = checked("only_wrong_order_active", 0.0, seed, hard_share)
+    wrong = int((gap < 0).sum())
+    assert claim.statement == (
+        f"At m = 0, {wrong} of 64 triplets are ranked the wrong way round (gap "
+        f"below 0) and exactly those are active; the other {64 - wrong} each have "
+        "a loss of 0 and a gradient of exactly 0."
+    )
+    point = explore.at_setting(explore.Setting(0.0, hard_share), seed)
+    assert point.active_share == pytest.approx(wrong / 64)
+    assert point.zero_gradient == 64 - wrong
+
+
+def test_margin_zero_lesson_does_not_hold_at_a_positive_margin():
+    claim = explore.check_lesson(
+        "only_wrong_order_active", values_of("only_wrong_order_active", margin=0.3), 0
+    )
+    assert not claim.holds and "not just those" in claim.statement
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("hard_share", [0.0, 0.25, 1.0])
+def test_margin_two_lesson_every_triplet_active(seed, hard_share):
+    claim, gap = checked("every_triplet_active", 2.0, seed, hard_share)
+    # True on the data: every gap is below 2 (a gap of 2 needs a perfect
+    # triplet), so the active share is 1 and the mean loss is 2 - mean gap.
+    assert -2 <= gap.min() and gap.max() < 2
+    point = explore.at_setting(explore.Setting(2.0, hard_share), seed)
+    assert point.active_share == 1.0 and point.zero_gradient == 0
+    assert point.mean_loss == pytest.approx(2.0 - gap.mean(), abs=1e-5)
+    assert f"the mean loss {point.mean_loss:.4g} is m minus" in claim.statement
+    assert f"Every gap lies in [{gap.min():.3g}, {gap.max():.3g}], below" in (
+        claim.statement
+    )
+
+
+def test_margin_two_lesson_holds_exactly_above_the_largest_gap():
+    gap, _ = np_gap(0)
+    for margin in explore.MARGINS:
+        values = values_of("every_triplet_active", margin=float(margin))
+        claim = explore.check_lesson("every_triplet_active", values, 0)
+        assert claim.holds == (margin > gap.max()), margin
+
+
+def test_training_lesson_margin_zero_stalls_where_its_margin_learns():
+    values = values_of("margin_trains")
+    claim = explore.check_lesson("margin_trains", values, 0)
+    assert claim.holds, claim.statement
+    runs = {
+        m: core.train("triplet", "triplet", epochs=5, seed=0, margin=m).history
+        for m in (0.0, values["margin"])
+    }
+    zero, wide = runs[0.0], runs[values["margin"]]
+    assert zero["loss"][-1] < 0.01
+    assert wide["recall_at_1"][-1] >= 2 * zero["recall_at_1"][-1]
+    assert f"training loss ends at {zero['loss'][-1]:.2g}" in claim.statement
+    assert f"recall@1 ends at {wide['recall_at_1'][-1]:.3g}" in claim.statement
+
+
+def test_check_lesson_names_an_unknown_check():
+    with pytest.raises(ValueError, match="`name`"):
+        explore.check_lesson("nothing", content.CONTROLS.defaults(), 0)
+
+
+def test_every_lesson_names_a_check_of_the_explore_layer():
+    assert {item.check for item in content.LESSONS} == set(explore.LESSON_CHECKS)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -255,6 +438,93 @@ def test_layer_reports_match_numpy(seed, pad_share, logit_scale):
         assert report.masked_accuracy == pytest.approx(accuracy)
 
 
+def np_token_mean_grad(y_true, logits, pad_id):
+    """d(token-mean cross-entropy)/d(logits): (softmax - one-hot) on counted
+    positions over their count; 0 where nothing counts."""
+    z = np.asarray(logits, np.float64)
+    probs = np.exp(z - z.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    counted = y_true != pad_id
+    one_hot = np.eye(z.shape[-1])[np.where(counted, y_true, 0)]
+    count = counted.sum()
+    return np.where(counted[..., None], probs - one_hot, 0.0) / max(count, 1)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("pad_share", [0.0, 0.3, 1.0])
+def test_layer_gradient_and_padding_probability_match_numpy(seed, pad_share):
+    tokens = explore.layer_reports(explore.LayerSetting(pad_share, 2.0), seed)
+    y_true, logits = explore.example_token_batch(
+        4, 8, 6, pad_share=pad_share, logit_scale=2.0, seed=seed
+    )
+    for report, pad_id in ((tokens.masked, 0), (tokens.unmasked, -1)):
+        expected = np.linalg.norm(np_token_mean_grad(y_true, logits, pad_id))
+        assert report.grad_norm == pytest.approx(expected, rel=1e-4, abs=1e-9)
+    padded = y_true == 0
+    assert tokens.padded == padded.sum()
+    if padded.any():
+        z = logits.astype(np.float64)[padded]
+        probs = np.exp(z - z.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        assert tokens.pad_probability == pytest.approx(probs[:, 0].min(), rel=1e-5)
+        # "Padding with near certainty".
+        assert tokens.pad_probability > 0.95
+    else:
+        assert np.isnan(tokens.pad_probability)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_raising_the_padding_lowers_the_unmasked_loss(seed):
+    # "Raise the padding: the unmasked loss falls and its accuracy rises."
+    shares = np.round(np.arange(0.0, 1.0001, 0.05), 2)
+    reports = [
+        explore.layer_reports(explore.LayerSetting(s, 2.0), seed) for s in shares
+    ]
+    unmasked = [r.unmasked for r in reports]
+    assert np.all(np.diff([u.loss for u in unmasked]) <= 1e-6)
+    assert unmasked[-1].masked_accuracy > unmasked[0].masked_accuracy
+    for tokens in reports:
+        if tokens.padded and tokens.masked.tokens:
+            assert tokens.unmasked.loss <= tokens.masked.loss + 1e-6
+            assert tokens.unmasked.masked_accuracy >= tokens.masked.masked_accuracy
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_layer_facts_padding_only_gives_zero_loss_zero_gradient_perplexity_one(seed):
+    facts = explore.layer_facts(seed)
+    assert (facts.batch_size, facts.length, facts.num_classes, facts.pad_id) == (
+        4,
+        8,
+        6,
+        0,
+    )
+    padding_only = facts.all_padding
+    assert (padding_only.loss, padding_only.grad_norm) == (0.0, 0.0)
+    assert (padding_only.perplexity, padding_only.tokens) == (1.0, 0)
+    text = " ".join(content.masked_intro(facts).split())
+    assert "A tiny batch of 4 padded target sequences of 8 positions over 6 ids" in text
+    assert (
+        "the masked loss is 0, its gradient has norm 0 (not NaN), and the "
+        "perplexity is 1." in text
+    )
+
+
+def test_layer_caption_states_the_batch_s_numbers():
+    tokens = explore.layer_reports(explore.LayerSetting(0.3, 2.0), 0)
+    text = content.layer_caption(tokens)
+    assert text.startswith(f"At the {tokens.padded} padded positions")
+    assert f"at least {tokens.pad_probability:.3g}" in text
+    only = explore.layer_reports(explore.LayerSetting(1.0, 2.0), 0)
+    assert content.layer_caption(only).startswith(
+        "Every position is padding: the masked layer adds a loss of 0 with a "
+        "gradient of norm 0 and reports a perplexity of 1"
+    )
+    none = explore.layer_reports(explore.LayerSetting(0.0, 2.0), 0)
+    assert content.layer_caption(none) == (
+        "No position is padding: both layers count the same 32 tokens."
+    )
+
+
 def test_padding_makes_the_unmasked_numbers_look_better():
     # What the section says: the model predicts padding with near certainty,
     # so counting it lowers the loss although the real tokens are the same.
@@ -281,6 +551,28 @@ def test_layer_setting_names_a_bad_field():
 # ---------------------------------------------------------------- training
 
 
+def test_train_facts_are_the_training_task_s():
+    facts = explore.TRAIN_FACTS
+    assert facts.topics_per_pair == task.TOPICS_PER_PAIR == 2
+    assert facts.heldout_answers == task.TRIPLET_PARAMS["num_answers"][0] == 32
+    assert facts.chance == 1 / 32
+    assert facts.clock == task.CLOCK == 12
+    data = task.qa_dataset(0)
+    assert facts.example_question == task.decode(data["heldout_question"][0])
+    assert facts.example_answer == task.decode(data["heldout_answer"][0])
+    # A real held-out sequence that wraps around the clock, one step apart.
+    tokens, _ = task.counting_sequences(core.rng(0, salt=4), task.LM_HELDOUT)
+    hours = [int(h) for h in facts.example_sequence.split()]
+    rows = [[int(t) for t in row if t] for row in tokens]
+    assert hours in rows
+    steps = {(b - a) % 12 for a, b in zip(hours, hours[1:], strict=False)}
+    assert len(steps) == 1 and steps <= set(task.STEPS)
+    assert any(b < a for a, b in zip(hours, hours[1:], strict=False))
+    text = content.train_intro(facts)
+    assert "chance is 1/32" in text and "12-hour clock" in text
+    assert content.LESSONS[2].title in text
+
+
 def test_train_runs_follow_the_margin_and_fit_the_task():
     runs = explore.train_runs(explore.Setting(0.35, 0.25))
     assert [(r.label, r.variant, r.params) for r in runs] == [
@@ -290,3 +582,92 @@ def test_train_runs_follow_the_margin_and_fit_the_task():
     task = core.TASKS[explore.TRAINING.task]
     assert set(explore.TRAINING.metrics) == set(task.metrics)
     assert {r.variant for r in runs} == set(task.variants)
+
+
+# ------------------------------------------------ Keras 3 and the attempts
+
+
+@pytest.fixture(scope="module")
+def attempt_outcomes():
+    return {a.key: o for a, o in attempts.run_all(seed=0)}
+
+
+def test_the_issue_s_attempts_are_all_run(attempt_outcomes):
+    assert list(attempt_outcomes) == [
+        "no_return",
+        "zero_mask",
+        "model_add_loss",
+        "metrics_tensors",
+        "layer_add_metric",
+    ]
+    assert all(o.kind in ("error", "nan") for o in attempt_outcomes.values())
+
+
+def test_metrics_names_append_runs_but_is_lost(attempt_outcomes):
+    # Keras 3 does not raise on metrics_names.append: the name is just lost.
+    details = dict(attempt_outcomes["metrics_tensors"].details)
+    appended = details["model.metrics_names.append('perplexity')"]
+    assert appended.startswith("runs without an error, but the name is lost")
+    assert "perplexity" not in appended.split(":", 1)[1]
+
+
+def test_layer_add_metric_raises_and_the_fix_reports_its_metrics(attempt_outcomes):
+    outcome = attempt_outcomes["layer_add_metric"]
+    assert outcome.kind == "error" and outcome.error_type == "NotImplementedError"
+    assert "add_metric()" in outcome.message
+    assert dict(outcome.details)["called on tensors"].startswith(
+        "raises NotImplementedError"
+    )
+    assert "perplexity" in outcome.fix_message
+    assert np.all(np.isfinite(outcome.fix_value))
+
+
+def test_the_keras3_way_text_holds():
+    # "Model.add_loss on a functional model and Layer.add_metric raise
+    # NotImplementedError, model.metrics_tensors is gone, metrics_names is
+    # rebuilt on every read; a model lists the metrics of its layers."
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    with pytest.raises(NotImplementedError):
+        model.add_loss(keras.ops.sum(inputs))
+    with pytest.raises(NotImplementedError, match="add_metric"):
+        keras.layers.Layer().add_metric(1.0, name="m")
+    assert not hasattr(model, "metrics_tensors")
+    assert model.metrics_names is not model.metrics_names
+    training_model, _ = lossviz.build_masked_lm_model(6, max_len=5)
+    names = {m.name for m in training_model.metrics}
+    assert {"perplexity", "masked_accuracy"} <= names
+
+
+def test_the_snippet_runs(tmp_path):
+    rng = np.random.default_rng(0)
+    vocab_size, max_len = 12, 5
+
+    def ids(n):
+        return rng.integers(0, vocab_size, (n, max_len)).astype("int32")
+
+    namespace = {
+        "vocab_size": vocab_size,
+        "max_len": max_len,
+        "questions": ids(16),
+        "right_answers": ids(16),
+        "wrong_answers": ids(16),
+        "answers": ids(8),
+        "tokens": ids(16),
+        "targets": ids(16),
+    }
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(content.snippet(0.3), namespace)
+    finally:
+        os.chdir(here)
+    assert namespace["q"].shape == (16, 64) and namespace["a"].shape == (8, 64)
+    assert (tmp_path / "triplet.keras").exists()
+    loaded = keras.saving.load_model(tmp_path / "triplet.keras")
+    assert loaded.get_layer("question_encoder") is not None
+    assert set(namespace["history"].history) == {
+        "loss",
+        "perplexity",
+        "masked_accuracy",
+    }

@@ -1,5 +1,6 @@
 """The "Loss as a layer (triplet)" page: runs, shows what the explore layer
-computes, every control's range, reset, the Train panel."""
+computes (its words included), every control's range, reset, the lessons'
+checked outcomes, the original attempts, the Train panel."""
 
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lossviz.explore import triplet as explore
+from lossviz.explore.attempts import triplet as attempts
 from ui.layout import format_value
 from views.content import triplet as content
 
@@ -77,11 +79,18 @@ def test_page_shows_the_numbers_the_explore_layer_computes(app):
     assert f"{tokens.masked.tokens} tokens count" in " ".join(text)
     batch = explore.triplets(setting.batch, 0)
     captions = " ".join(c.value for c in app.caption)
-    assert content.gap_caption(batch.wrong_order, 64, batch.max_gap) in captions
+    assert content.gap_caption(batch) in captions
+    assert content.layer_caption(tokens) in captions
+    markdown = [m.value for m in app.markdown]
+    assert content.intro(explore.page_facts(0)).strip() in markdown
+    assert content.masked_intro(explore.layer_facts(0)).strip() in markdown
+    assert content.train_intro(explore.TRAIN_FACTS).strip() in markdown
     sweep = explore.margin_sweep(setting.batch, 0)
     assert content.sweep_caption(sweep.all_active_from) in captions
     assert len(app.get("plotly_chart")) == 7
-    assert not app.warning  # nothing non-finite at the defaults
+    # Nothing non-finite at the defaults: the only warnings are the original
+    # attempts' "wrong" or "waste" outcomes (none for this family).
+    assert not app.warning
 
 
 def test_moving_the_margin_changes_the_loss_metric_and_the_snippet(app):
@@ -99,15 +108,61 @@ def test_moving_the_margin_changes_the_loss_metric_and_the_snippet(app):
     assert any("margin=0.8)" in code.value for code in app.code)
 
 
+def click_lesson(at, lesson):
+    at.button(key=f"lesson_triplet_{lesson.title}").click().run()
+    assert not at.exception, at.exception
+    return [info.value for info in at.info if lesson.notice in info.value]
+
+
 def test_margin_zero_shows_only_wrongly_ranked_triplets_active(app):
     set_defaults(app)
-    app.button(key="lesson_triplet_Margin 0: nothing to learn").click().run()
-    assert not app.exception
+    lesson = content.LESSONS[0]
+    (note,) = click_lesson(app, lesson)
     assert app.slider(key="triplet_margin").value == 0.0
     batch = explore.triplets(explore.Batch(DEFAULTS["hard_share"]), 0)
     shown = metrics(app)
     assert shown["Triplets with zero gradient"] == format_value(64 - batch.wrong_order)
-    assert any(content.LESSONS[0].notice in info.value for info in app.info)
+    claim = explore.check_lesson(lesson.check, DEFAULTS | lesson.settings, 0)
+    assert f"✓ Checked: {claim.statement}" in note
+
+
+def test_margin_two_note_checks_that_every_triplet_is_active(app):
+    set_defaults(app)
+    lesson = content.LESSONS[1]
+    (note,) = click_lesson(app, lesson)
+    assert metrics(app)["Share of active triplets"] == "1"
+    assert metrics(app)["Triplets with zero gradient"] == "0"
+    assert "✓ Checked: Every gap lies in" in note and "64 of 64" in note
+    # Off the lesson's setting its note is gone.
+    app.slider(key="triplet_margin").set_value(1.0).run()
+    assert not any(lesson.notice in info.value for info in app.info)
+
+
+def test_attempts_fail_visibly_and_are_not_rerun_on_a_move(monkeypatch):
+    calls, run_all = [], attempts.run_all
+
+    def counted(seed=0):
+        calls.append(seed)
+        return run_all(seed)
+
+    monkeypatch.setattr(attempts, "run_all", counted)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    headings = [h.value for h in at.subheader]
+    # After the page's sections, before "Use it in your model" and Train.
+    assert headings.index("The original attempt") == (
+        headings.index(content.LAYER_SECTION) + 1
+    )
+    shown = " ".join(m.value for m in at.markdown)
+    errors = [e.value for e in at.error]
+    for attempt, outcome in run_all(0):
+        assert f". {attempt.title}** (" in shown
+        assert outcome.message in errors, attempt.key
+    assert calls == [0]
+    at.slider(key="triplet_margin").set_value(0.6).run()
+    at.slider(key="triplet_pad_share").set_value(0.5).run()
+    assert not at.exception
+    assert calls == [0]  # cached per seed: a slider move does not rerun them
 
 
 @pytest.mark.parametrize("name", list(KEYS))

@@ -9,13 +9,15 @@ import streamlit as st
 
 import ui
 from lossviz.explore import triplet as explore
+from lossviz.explore.attempts import triplet as attempts
 from ui.figures import triplet as figures
 from views.content import triplet as content
 
+seed = ui.seed()
 ui.header(
     content.TITLE,
     explore.FORMULA,
-    content.INTRO,
+    content.intro(ui.cached(explore.page_facts)(seed)),
     controls=content.CONTROLS,
     lessons=content.LESSONS,
 )
@@ -23,8 +25,11 @@ st.latex(explore.FORMULAS["cosine"])
 
 values = content.TRIPLET_CONTROLS.render(columns=2)
 ui.reset_button("triplet")
-ui.lesson_note(content.CONTROLS, content.LESSONS)
-seed = ui.seed()
+ui.lesson_note(
+    content.CONTROLS,
+    content.LESSONS,
+    lambda lesson: ui.cached(explore.check_lesson)(lesson.check, values, seed),
+)
 s = values.to(explore.Setting)
 batch = ui.cached(explore.triplets)(s.batch, seed)
 point = ui.cached(explore.at_setting)(s, seed)
@@ -48,7 +53,7 @@ with hist_left:
     ui.plot(ui.cached(figures.cosines)(batch))
 with hist_right:
     ui.plot(ui.cached(figures.gaps)(batch, s.margin))
-st.caption(content.gap_caption(batch.wrong_order, explore.NUM_TRIPLETS, batch.max_gap))
+st.caption(content.gap_caption(batch))
 
 with ui.secondary(content.GRADIENT_SECTION, section=True):
     ui.plot(ui.cached(figures.per_triplet)(point, batch.hard))
@@ -68,7 +73,7 @@ with ui.secondary(content.SWEEP_SECTION, section=True):
 with ui.secondary(content.LAYER_SECTION, section=True):
     st.markdown(content.KERAS3_WAY)
     st.latex(explore.FORMULAS["masked_cross_entropy"])
-    st.markdown(content.MASKED_INTRO)
+    st.markdown(content.masked_intro(ui.cached(explore.layer_facts)(seed)))
     layer_values = content.LAYER_CONTROLS.render(columns=2)
     tokens = ui.cached(explore.layer_reports)(
         layer_values.to(explore.LayerSetting), seed
@@ -83,10 +88,13 @@ with ui.secondary(content.LAYER_SECTION, section=True):
             },
             helps=content.LAYER_HELP,
         )
+    st.caption(content.layer_caption(tokens))
     ui.nonfinite_note("per-token cross-entropy", tokens.token_ce)
     ui.plot(ui.cached(figures.token_losses)(tokens))
 
+ui.attempts(ui.cached(attempts.run_all, spinner="Running the original attempts…")(seed))
+
 ui.use_it(explore.SOURCES, content.snippet(s.margin))
 
-st.markdown(content.TRAIN_INTRO)
+st.markdown(content.train_intro(explore.TRAIN_FACTS))
 ui.train_panel(explore.TRAINING, explore.train_runs(s))

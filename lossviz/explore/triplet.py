@@ -15,6 +15,12 @@ Two parts, each keyed on its own frozen settings:
   layer reports with the mask and without it, and the per-token
   cross-entropy (``layer_reports``, keyed on ``LayerSetting``).
 
+The numbers the page's words state are computed here too: ``page_facts``
+(the intro's largest gap at the default share, where the slider makes every
+triplet active), ``layer_facts`` (what the layer adds when every position is
+padding), ``TRAIN_FACTS`` (the Train panel's sizes and examples), and each
+lesson's outcome (``check_lesson``).
+
 The value and gradient go through one compiled graph
 (``tf.function(autograph=False)``) fed with tensors, the margin included, so
 a slider move never retraces.
@@ -23,6 +29,7 @@ a slider move never retraces.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +37,17 @@ import numpy as np
 from lossviz import registry, sequence, triplet
 from lossviz._common import check_number
 from lossviz._tf import tf
-from lossviz.explore._base import RunSpec, TrainSpec, first_where, grad_norm, grad_norms
+from lossviz.explore._base import (
+    Claim,
+    RunSpec,
+    TrainSpec,
+    first_where,
+    grad_norm,
+    grad_norms,
+    train,
+)
+from lossviz.training import core as training_core
+from lossviz.training import triplet as task
 
 FORMULA = triplet.FORMULA
 FORMULAS = triplet.FORMULAS
@@ -64,6 +81,39 @@ TRAINING = TrainSpec(
     },
     epochs=5,
 )
+
+
+@dataclass(frozen=True)
+class TrainFacts:
+    """The numbers and examples the page's words about the Train panel state,
+    read from ``lossviz.training.triplet`` and its data at seed 0."""
+
+    topics_per_pair: int  # topics a question (and its answer) is about
+    heldout_answers: int  # each held-out question is ranked against these
+    chance: float  # recall@1 of a random ranking: 1 / heldout_answers
+    clock: int  # the counting sequences' clock, in hours
+    example_question: str  # the first held-out question, decoded
+    example_answer: str  # its right answer, decoded
+    example_sequence: str  # the first held-out counting sequence that wraps
+
+
+def _train_facts() -> TrainFacts:
+    heldout = task.TRIPLET_PARAMS["num_answers"][0]
+    data = task.qa_dataset(0, num_answers=heldout)
+    tokens, _ = task.counting_sequences(training_core.rng(0, salt=4), task.LM_HELDOUT)
+    wraps = next(row[row > 0] for row in tokens if np.any(np.diff(row[row > 0]) < 0))
+    return TrainFacts(
+        topics_per_pair=task.TOPICS_PER_PAIR,
+        heldout_answers=heldout,
+        chance=1.0 / heldout,
+        clock=task.CLOCK,
+        example_question=task.decode(data["heldout_question"][0]),
+        example_answer=task.decode(data["heldout_answer"][0]),
+        example_sequence=" ".join(str(int(t)) for t in wraps),
+    )
+
+
+TRAIN_FACTS = _train_facts()
 
 
 # ------------------------------------------------------------ example data
@@ -159,9 +209,10 @@ def example_token_batch(
 def masked_cross_entropy_report(y_true, logits, *, pad_id=0):
     """What ``fit`` reports for one batch through ``MaskedCrossEntropyLayer``.
 
-    Runs a fresh layer once, eagerly, and reads the loss it added and its two
-    metrics. A ``pad_id`` that never occurs in ``y_true`` (e.g. ``-1``) counts
-    every position, as an unmasked loss would.
+    Runs a fresh layer once, eagerly, and reads the loss it added, the
+    gradient of that loss with respect to the logits, and its two metrics. A
+    ``pad_id`` that never occurs in ``y_true`` (e.g. ``-1``) counts every
+    position, as an unmasked loss would.
 
     Args:
       y_true: int ``[batch, time]``.
@@ -169,14 +220,19 @@ def masked_cross_entropy_report(y_true, logits, *, pad_id=0):
       pad_id: int, the padding id.
 
     Returns:
-      A ``LayerReport``. A batch of padding only gives loss 0, perplexity 1
-      and accuracy 0.
+      A ``LayerReport``. A batch of padding only gives loss 0 with a zero
+      gradient, perplexity 1 and accuracy 0.
     """
     check_number("pad_id", pad_id, integer=True)
     layer = triplet.MaskedCrossEntropyLayer(pad_id=pad_id)
-    layer([y_true, logits])
+    logits = tf.constant(logits, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        layer([y_true, logits])
+        (loss,) = layer.losses
     return LayerReport(
-        loss=float(layer.losses[0]),
+        loss=float(loss),
+        grad_norm=grad_norm(tape.gradient(loss, logits).numpy()),
         perplexity=float(layer.perplexity.result()),
         masked_accuracy=float(layer.masked_accuracy.result()),
         tokens=int(layer.perplexity.count.numpy()),
@@ -239,6 +295,7 @@ class Triplets:
     gap: np.ndarray  # [N] cos(q, a+) - cos(q, a-)
     max_gap: float  # every triplet is active for a margin above it
     wrong_order: int  # triplets with gap < 0: active even at margin 0
+    hard_wrong_order: int  # of those, the hard ones
 
 
 @dataclass(frozen=True)
@@ -328,6 +385,7 @@ def triplets(batch: Batch, seed: int) -> Triplets:
         gap=gap,
         max_gap=float(gap.max()),
         wrong_order=int((gap < 0).sum()),
+        hard_wrong_order=int((gap[hard] < 0).sum()),
     )
 
 
@@ -390,6 +448,35 @@ def margin_sweep(batch: Batch, seed: int) -> MarginSweep:
     )
 
 
+@dataclass(frozen=True)
+class PageFacts:
+    """The numbers the page's intro states, at the default share of hard
+    triplets and the page's seed."""
+
+    num_triplets: int
+    dim: int
+    hard_share: float  # the default share of hard triplets
+    max_gap: float  # the largest gap: every triplet is active above it
+    all_active_from: float | None  # the first slider margin above it
+    margin_high: float  # where the slider ends
+    zero_answer_cosine: float  # cos(q, a-) of the last, zero, wrong answer
+
+
+def page_facts(seed: int) -> PageFacts:
+    """The intro's numbers: the batch of the default ``Setting`` at ``seed``."""
+    batch = Setting().batch
+    example = triplets(batch, seed)
+    return PageFacts(
+        num_triplets=NUM_TRIPLETS,
+        dim=DIM,
+        hard_share=batch.hard_share,
+        max_gap=example.max_gap,
+        all_active_from=margin_sweep(batch, seed).all_active_from,
+        margin_high=float(MARGINS[-1]),
+        zero_answer_cosine=float(example.cos_negative[-1]),
+    )
+
+
 # ------------------------------------------------------- the add_loss layer
 
 
@@ -413,6 +500,7 @@ class LayerReport:
     """What ``fit`` reports after one batch through ``MaskedCrossEntropyLayer``."""
 
     loss: float  # the value passed to add_loss: the token-mean cross-entropy
+    grad_norm: float  # of d(loss)/d(logits)
     perplexity: float  # exp of that mean, from the layer's own metric
     masked_accuracy: float  # share of counted tokens whose argmax is the target
     tokens: int  # how many positions count
@@ -425,6 +513,10 @@ class TokenBatch:
     y_true: np.ndarray  # [B, T] int, 0 = padding
     token_ce: np.ndarray  # [B, T], 0 on padding
     tokens_per_row: np.ndarray  # [B] int, real tokens in each row
+    padded: int  # padding positions
+    # The smallest probability the logits give padding at a padding
+    # position (NaN when there is none).
+    pad_probability: float
     masked: LayerReport  # pad_id = 0
     unmasked: LayerReport  # pad_id = -1: every position counts
 
@@ -454,12 +546,41 @@ def layer_reports(setting: LayerSetting, seed: int) -> TokenBatch:
         logit_scale=setting.logit_scale,
         seed=seed,
     )
+    padded = y_true == PAD_ID
+    pad_probability = tf.nn.softmax(logits[padded])[:, PAD_ID].numpy()
     return TokenBatch(
         y_true=y_true,
         token_ce=_token_graph()(y_true, logits).numpy(),
-        tokens_per_row=(y_true != PAD_ID).sum(axis=1),
+        tokens_per_row=(~padded).sum(axis=1),
+        padded=int(padded.sum()),
+        pad_probability=float(pad_probability.min()) if padded.any() else np.nan,
         masked=masked_cross_entropy_report(y_true, logits, pad_id=PAD_ID),
         unmasked=masked_cross_entropy_report(y_true, logits, pad_id=NO_PAD_ID),
+    )
+
+
+@dataclass(frozen=True)
+class LayerFacts:
+    """The numbers the add_loss section's words state: the token batch's
+    sizes and what the masked layer reports when every position is padding
+    (at the default model confidence)."""
+
+    batch_size: int
+    length: int
+    num_classes: int
+    pad_id: int
+    all_padding: LayerReport
+
+
+def layer_facts(seed: int) -> LayerFacts:
+    """``LayerFacts`` of the token batch at ``seed``."""
+    padding_only = layer_reports(LayerSetting(pad_share=1.0), seed)
+    return LayerFacts(
+        batch_size=BATCH_SIZE,
+        length=LENGTH,
+        num_classes=NUM_CLASSES,
+        pad_id=PAD_ID,
+        all_padding=padding_only.masked,
     )
 
 
@@ -477,3 +598,104 @@ def train_runs(setting: Setting) -> tuple[RunSpec, ...]:
             {"margin": round(setting.margin, 2)},
         ),
     )
+
+
+# ----------------------------------------------------------------- lessons
+
+
+def _only_wrong_order_active(setting: Setting, seed: int) -> Claim:
+    batch = triplets(setting.batch, seed)
+    point = at_setting(setting, seed)
+    wrong = batch.gap < 0
+    inactive = ~point.active
+    exact_zero = not np.any(point.loss[inactive]) and not np.any(point.grad[inactive])
+    same = bool(np.array_equal(point.active, wrong))
+    active = int(point.active.sum())
+    those = "exactly those" if same else f"{active} triplets, not just those,"
+    return Claim(
+        holds=same and exact_zero,
+        statement=f"At m = {setting.margin:g}, {batch.wrong_order} of "
+        f"{NUM_TRIPLETS} triplets are ranked the wrong way round (gap below 0) "
+        f"and {those} are active; the other {NUM_TRIPLETS - active} "
+        f"{'each have' if exact_zero else 'do not all have'} a loss of 0 and a "
+        "gradient of exactly 0.",
+    )
+
+
+def _every_triplet_active(setting: Setting, seed: int) -> Claim:
+    batch = triplets(setting.batch, seed)
+    point = at_setting(setting, seed)
+    mean_gap = float(batch.gap.astype(np.float64).mean())
+    linear = np.isclose(point.mean_loss, setting.margin - mean_gap, atol=1e-5)
+    in_range = -2.0 <= batch.gap.min() and batch.max_gap <= 2.0
+    active = int(point.active.sum())
+    return Claim(
+        holds=bool(
+            in_range
+            and batch.max_gap < setting.margin
+            and point.active_share == 1.0
+            and point.zero_gradient == 0
+            and linear
+        ),
+        statement=f"Every gap lies in [{batch.gap.min():.3g}, {batch.max_gap:.3g}], "
+        f"{'below' if batch.max_gap < setting.margin else 'not below'} m = "
+        f"{setting.margin:g}: {active} of {NUM_TRIPLETS} triplets are active, "
+        f"{point.zero_gradient} with a zero gradient, and the mean loss "
+        f"{point.mean_loss:.4g} {'is' if linear else 'is not'} m minus the mean "
+        f"gap ({mean_gap:.4g}).",
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _margin_training(margin: float, seed: int) -> Claim:
+    """Two runs of the Train panel's triplet model, at its default epochs and
+    learning rate: at margin 0 and at ``margin``."""
+    runs = {
+        m: train(
+            TRAINING.task,
+            "triplet",
+            epochs=TRAINING.epochs,
+            learning_rate=TRAINING.learning_rate,
+            seed=seed,
+            margin=m,
+        )
+        for m in (0.0, margin)
+    }
+    zero, wide = (runs[m].history for m in (0.0, margin))
+    loss = zero["loss"][-1]
+    recall_zero, recall_wide = zero["recall_at_1"][-1], wide["recall_at_1"][-1]
+    return Claim(
+        holds=bool(margin > 0 and loss < 0.01 and recall_wide >= 2 * recall_zero),
+        statement=f"Trained {TRAINING.epochs} epochs at seed {seed}: at m = 0 the "
+        f"training loss ends at {loss:.2g} and held-out recall@1 at "
+        f"{recall_zero:.3g}; at m = {margin:g} recall@1 ends at {recall_wide:.3g} "
+        f"(chance {TRAIN_FACTS.chance:.3g}).",
+    )
+
+
+LESSON_CHECKS = {
+    "only_wrong_order_active": _only_wrong_order_active,
+    "every_triplet_active": _every_triplet_active,
+    "margin_trains": lambda setting, seed: _margin_training(setting.margin, seed),
+}
+
+
+def check_lesson(name: str, values: Mapping, seed: int) -> Claim:
+    """The outcome the lesson ``name`` states, at the control ``values`` (by
+    name, as the page holds them; only ``margin`` and ``hard_share`` count).
+
+    - ``"only_wrong_order_active"``: the active triplets are exactly those
+      ranked the wrong way round (gap < 0), and every other one has a loss of
+      0 and a gradient of exactly 0 (at margin 0);
+    - ``"every_triplet_active"``: every gap lies in [-2, 2] and below the
+      margin, so every triplet is active, none has a zero gradient, and the
+      mean loss is the margin minus the mean gap;
+    - ``"margin_trains"``: trained as the Train panel does (its default epochs
+      and learning rate, at ``seed``), a run at margin 0 ends with a training
+      loss below 0.01 and a held-out recall@1 at most half that of a run at
+      the page's margin.
+    """
+    if name not in LESSON_CHECKS:
+        raise ValueError(f"`name` must be one of {tuple(LESSON_CHECKS)}, got {name!r}.")
+    setting = Setting(margin=values["margin"], hard_share=values["hard_share"])
+    return LESSON_CHECKS[name](setting, seed)

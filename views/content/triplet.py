@@ -14,7 +14,8 @@ CONTROLS = ui.Controls(
             "Margin m",
             param=True,
             help="How much nearer (in cosine) the right answer must be than the "
-            "wrong one before a triplet stops contributing. Cosines lie in [-1, 1].",
+            "wrong one before a triplet stops contributing. Cosines lie in "
+            "[-1, 1], so the gap cos(q, a⁺) − cos(q, a⁻) lies in [-2, 2].",
         ),
         ui.Slider(
             "hard_share",
@@ -23,7 +24,9 @@ CONTROLS = ui.Controls(
             low=0.0,
             high=1.0,
             step=0.05,
-            help="Hard: the wrong answer is nearer the question than the right one.",
+            help="Hard: the wrong answer is drawn nearer the question than the "
+            "right one, so most hard triplets are ranked the wrong way round (the "
+            "caption under the histograms counts them).",
         ),
         ui.Slider(
             "pad_share",
@@ -52,43 +55,72 @@ LAYER_CONTROLS = ui.Controls("triplet", CONTROLS.items[2:])
 
 LESSONS = (
     ui.Lesson(
-        "Margin 0: nothing to learn",
+        "Margin 0: nothing to learn once ranked right",
         {"margin": 0.0},
-        "Once the right answer is nearer than the wrong one, the loss is 0 "
-        "and so is its gradient: only the triplets ranked the wrong way round "
-        "are active. The model stops improving well-ordered pairs.",
+        "At margin 0 a triplet is active only while it is ranked the wrong way "
+        "round (gap below 0). Once the right answer is nearer than the wrong "
+        "one, its loss is 0 and its gradient exactly 0: nothing pushes the "
+        "model to widen that gap.",
+        check="only_wrong_order_active",
     ),
     ui.Lesson(
         "Margin 2: every triplet active",
         {"margin": 2.0},
-        "Cosines lie in [-1, 1], so a margin of 2 can never be met: every "
-        "triplet is active and the loss is linear in the margin. Training "
-        "never settles.",
+        "The gap cos(q, a⁺) − cos(q, a⁻) lies in [-2, 2], so a margin of 2 is "
+        "met only by a perfect triplet (a⁺ along q, a⁻ opposite it). Every gap "
+        "here is below 2: every triplet is active, none has a zero gradient, "
+        "and the mean loss is m minus the mean gap, growing one for one with m.",
+        check="every_triplet_active",
+    ),
+    ui.Lesson(
+        "Margin 0.5 vs 0: training",
+        {"margin": 0.5},
+        "Trained as the Train panel does by default, a run at margin 0 drives "
+        "its training loss to nearly 0, since a triplet ranked right stops "
+        "contributing, and ranks held-out answers far worse (recall@1) than a "
+        "run at this margin. Press Train at margin 0, then here, to watch both.",
+        check="margin_trains",
     ),
 )
 
 TITLE = "Loss as a layer (triplet)"
 
-INTRO = """
+
+def intro(facts) -> str:
+    """What the page shows and what to try, in ``explore.page_facts``' numbers."""
+    if facts.all_active_from is None:
+        on_slider = f"though not on the slider, which ends at {facts.margin_high:g}"
+    else:
+        on_slider = (
+            f"from m = {facts.all_active_from:g} on the slider, which goes to "
+            f"{facts.margin_high:g}"
+        )
+    return f"""
 Some losses do not fit `loss(y_true, y_pred)`. A retrieval model learns from
 **triplets**: a question `q`, its right answer `a⁺` and a wrong answer `a⁻`,
 three inputs encoded by two towers. The loss asks the right answer to be nearer
 the question, in cosine, than the wrong one by at least a **margin** `m`. Below
-are 64 seeded triplets of 8-dimensional embeddings: most easy, some hard (the
-wrong answer is the closer one). The last wrong answer is the zero vector, what
-an empty answer pools to: its cosine is 0, not NaN.
+are {facts.num_triplets} seeded triplets of {facts.dim}-dimensional embeddings:
+easy ones, and as many hard ones (the wrong answer drawn nearer the question)
+as the share below asks. The last wrong answer is the zero vector, what an
+empty answer pools to: its cosine is {ui.format_value(facts.zero_answer_cosine)},
+not NaN.
 
 What to try:
-- **Margin 0**: only triplets ranked the wrong way round (the hard ones) are
+- **Margin 0**: only the triplets ranked the wrong way round (gap below 0) are
   active. Every other triplet has a loss of exactly 0 and a gradient of
-  exactly 0: the model learns nothing from it.
+  exactly 0: the model learns nothing more from it.
 - **Raise the margin**: the dashed line on the gap histogram moves right and
   more triplets fall left of it; the share of active triplets, the loss and
-  the gradient grow. Past the largest gap (named below the histograms) every
-  triplet is active and the loss grows linearly with `m`.
-- **More hard triplets**: the two cosine distributions overlap and the loss
-  stays high even at margin 0.
+  the gradient grow. Past the largest gap
+  ({ui.format_value(facts.max_gap, 3)} with the default share of
+  {facts.hard_share:g}; the caption under the histograms names it for
+  yours) every triplet is active, {on_slider}; from there the mean loss grows
+  one for one with `m`.
+- **More hard triplets**: more triplets are ranked the wrong way round, and
+  the loss at margin 0 grows with their share.
 """
+
 
 METRIC_HELP = {
     "Triplet loss, batch mean": "What `compile(loss=IdentityLoss())` minimises: "
@@ -107,21 +139,27 @@ SWEEP_SECTION = "Loss, active share and gradient as the margin grows"
 LAYER_SECTION = "A loss added from inside a layer"
 
 
-def gap_caption(wrong_order: int, count: int, max_gap: float) -> str:
-    """What the gap histogram shows, in the batch's own numbers."""
+def gap_caption(batch) -> str:
+    """What the gap histogram shows, in the batch's own numbers
+    (``explore.Triplets``)."""
+    count, hard = len(batch.gap), int(batch.hard.sum())
+    easy_wrong = batch.wrong_order - batch.hard_wrong_order
     return (
-        f"{wrong_order} of {count} triplets are ranked the wrong way round "
-        "(gap below 0): they are active even at margin 0. The largest gap is "
-        f"{ui.format_value(max_gap, 3)}: from any margin above it every triplet "
-        "is active."
+        f"{batch.wrong_order} of {count} triplets are ranked the wrong way round "
+        f"(gap below 0; {batch.hard_wrong_order} of the {hard} hard ones and "
+        f"{easy_wrong} of the {count - hard} easy ones): they are active even at "
+        f"margin 0. The largest gap is {ui.format_value(batch.max_gap, 3)}: from "
+        "any margin above it every triplet is active."
     )
 
 
 GRADIENT_CAPTION = (
     "The gradient with respect to the question embedding (the encoder's output). "
     "An inactive triplet's row is exactly 0: `relu` has a zero gradient below its "
-    "kink. Gradient descent moves q toward a⁺ and away from a⁻, and only "
-    "perpendicular to q (cosine ignores length)."
+    "kink. An active triplet's descent step, −∂L/∂q, is the part of â⁺ − â⁻ (the "
+    "answers' unit vectors; a zero answer counts as 0) perpendicular to q, over "
+    "‖q‖: it turns q toward a⁺ and away from a⁻, and to first order leaves its "
+    "length alone (cosine ignores length)."
 )
 
 
@@ -150,21 +188,59 @@ KERAS3_WAY = """
    targets])` with no `y`. `fit` then reports `loss`, `perplexity` and
    `masked_accuracy`.
 
-Keras 3 removed `Model.add_loss` on functional models, `Layer.add_metric` and
-`metrics_tensors`; `Layer.add_loss` inside `call`, and `keras.metrics` objects
-created in a layer's `__init__` and updated in `call`, are what remains (a
-model lists the metrics of its layers in `model.metrics`).
+The Keras 2 ways fail in Keras 3 (each is run live under *The original attempt*
+below): `Model.add_loss` on a functional model and `Layer.add_metric` raise
+`NotImplementedError`, `model.metrics_tensors` is gone, and
+`model.metrics_names.append(...)` runs but is lost, as the list is rebuilt from
+the metric objects on every read. What remains is `Layer.add_loss` inside
+`call`, and `keras.metrics` objects created in a layer's `__init__` and updated
+in `call` (a model lists the metrics of its layers in `model.metrics`).
 """
 
-MASKED_INTRO = """
-A tiny batch of 4 padded target sequences (id 0 is padding) and a model's logits.
-The model predicts padding with near certainty, as a model trained without a
-mask learns to. The layer reports the loss it adds and its two metrics; beside
-them, the same layer with a pad id that never occurs, so every position counts.
-**Raise the padding**: the unmasked numbers improve while the model does not.
-**Padding 100 %**: the masked loss is 0 with a zero gradient (not NaN) and the
-perplexity is 1.
+
+def masked_intro(facts) -> str:
+    """The token batch of the add_loss section (``explore.layer_facts``)."""
+    padding_only = facts.all_padding
+    return f"""
+A tiny batch of {facts.batch_size} padded target sequences of {facts.length}
+positions over {facts.num_classes} ids (id {facts.pad_id} is padding) and a
+model's logits, which predict padding with near certainty at every padded
+position (the caption below gives the smallest probability). The layer reports
+the loss it adds and its two metrics; beside them, the same layer with a pad id
+that never occurs, so every position counts. **Raise the padding**: the unmasked
+loss falls and its accuracy rises, since padding is easy; the masked numbers
+count the real tokens only. **Padding 100 %**: the masked loss is
+{ui.format_value(padding_only.loss)}, its gradient has norm
+{ui.format_value(padding_only.grad_norm)} (not NaN), and the perplexity is
+{ui.format_value(padding_only.perplexity)}.
 """
+
+
+def layer_caption(tokens) -> str:
+    """What the padding does to the two layers' numbers (``explore.TokenBatch``)."""
+    masked, unmasked = tokens.masked, tokens.unmasked
+    if not tokens.padded:
+        return (
+            "No position is padding: both layers count the same "
+            f"{masked.tokens} tokens."
+        )
+    if not masked.tokens:
+        return (
+            f"Every position is padding: the masked layer adds a loss of "
+            f"{ui.format_value(masked.loss)} with a gradient of norm "
+            f"{ui.format_value(masked.grad_norm)} and reports a perplexity of "
+            f"{ui.format_value(masked.perplexity)}; unmasked, the loss over the "
+            f"{unmasked.tokens} padding positions is {ui.format_value(unmasked.loss)}."
+        )
+    return (
+        f"At the {tokens.padded} padded positions the logits give padding a "
+        f"probability of at least {ui.format_value(tokens.pad_probability, 3)}: "
+        f"counted, they take the loss from {ui.format_value(masked.loss)} (real "
+        f"tokens only) to {ui.format_value(unmasked.loss)} and the accuracy from "
+        f"{ui.format_value(masked.masked_accuracy, 3)} to "
+        f"{ui.format_value(unmasked.masked_accuracy, 3)}."
+    )
+
 
 LAYER_TITLES = {
     "masked": "MaskedCrossEntropyLayer (pad_id=0)",
@@ -200,25 +276,28 @@ a = answer_encoder.predict(answers)       # cosine(q, a)
 model.save("triplet.keras")  # encoders: model.get_layer("question_encoder")
 
 # 2. The loss is added by a layer: targets are an input, no y in fit.
-training_model, inference_model = lossviz.build_masked_lm_model(vocab_size)
+training_model, inference_model = lossviz.build_masked_lm_model(
+    vocab_size, max_len=max_len)
 training_model.compile(optimizer="adam")
 history = training_model.fit([tokens, targets])
 history.history["perplexity"], history.history["masked_accuracy"]"""
 
 
-TRAIN_INTRO = """
+def train_intro(facts) -> str:
+    """What the Train panel runs (``explore.TRAIN_FACTS``)."""
+    return f"""
 **Train it.** Two tiny models, each trained with the code above. *Triplet*: a
 question/answer retrieval toy (questions and answers are bags of words about
-two topics each, e.g. "rain tax how" → "umbrella accountant you") trained
-through `build_triplet_models` and `IdentityLoss` at the margin chosen above;
-after every epoch each held-out question is ranked against every held-out
-answer by cosine (recall@1; chance is 1/32), on topic pairs never seen
-together in training. *Masked LM*: `build_masked_lm_model` learns to continue
-padded counting sequences ("3 5 7 …" on a 12-hour clock); its
-`MaskedCrossEntropyLayer` adds the loss and reports perplexity and accuracy
-(the first next token of a row cannot be known: the step is not seen yet).
-**Train at margin 0, then at 0.5**: at margin 0 the loss on the training
-triplets soon reaches 0, their gradient with it, and recall@1 stalls; a larger
-margin keeps every triplet pushing. The runs are drawn over each other, and
-below them the last run's held-out results.
+{facts.topics_per_pair} topics each, e.g. "{facts.example_question}" →
+"{facts.example_answer}") trained through `build_triplet_models` and
+`IdentityLoss` at the margin chosen above; after every epoch each of the
+{facts.heldout_answers} held-out questions is ranked against every held-out
+answer by cosine (recall@1; chance is 1/{facts.heldout_answers}), on topic
+pairs never seen together in training. *Masked LM*: `build_masked_lm_model`
+learns to continue padded counting sequences ("{facts.example_sequence} …" on
+a {facts.clock}-hour clock); its `MaskedCrossEntropyLayer` adds the loss and
+reports perplexity and accuracy (the first next token of a row cannot be
+known: the step is not seen yet). **Train at margin 0, then at 0.5**: the
+lesson *{LESSONS[2].title}* above runs both and states what happens. The runs
+are drawn over each other, and below them the last run's held-out results.
 """

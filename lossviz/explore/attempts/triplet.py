@@ -3,8 +3,9 @@
 The question/answer model of the triplet page also trains a masked
 cross-entropy over padded token sequences, and the attempts come from
 porting that Keras 2 code: a helper that computes the loss and never
-returns it, a per-row mean that divides by a mask sum of 0, and the Keras 2
-ways of adding a loss and a metric to a functional model.
+returns it, a per-row mean that divides by a mask sum of 0, the Keras 2
+ways of adding a loss and a metric to a functional model, and a layer that
+adds its metric with ``add_metric``.
 """
 
 from __future__ import annotations
@@ -92,6 +93,15 @@ def add_perplexity_metric(model, perplexity):
     model.metrics_names.append("perplexity")
     model.metrics_tensors.append(perplexity)
     return model
+
+
+def perplexity_layer_call(self, inputs):
+    targets, logits = inputs
+    cross_entropy = keras.losses.sparse_categorical_crossentropy(
+        targets, logits, from_logits=True
+    )
+    self.add_metric(tf.exp(tf.reduce_mean(cross_entropy)), name="perplexity")
+    return logits
 
 
 # --------------------------------------------------------------------------
@@ -263,17 +273,48 @@ def _run_metrics(function, batch: Batch) -> Outcome:
     before = list(model.metrics_names)
     result, error = capture(function, model, perplexity)
     after = list(model.metrics_names)
+    listed = "perplexity" in after
+    lost = "and lists it" if listed else "without an error, but the name is lost"
     details = (
         ("model.metrics_names.append('perplexity')",
-         f"runs, yet metrics_names is {after} afterwards (was {before})"),
+         f"runs {lost}: metrics_names is {after} afterwards (was {before})"),
         ("model.metrics_tensors.append(perplexity)",
          describe(error) if error else "runs"),
     )  # fmt: skip
     common = dict(details=details, **_layer_fix(batch))
-    common["numbers"] = {"perplexity_listed": int("perplexity" in after)}
+    common["numbers"] = {"perplexity_listed": int(listed)}
     if error is not None:
         return error_outcome(error, **common)
     return unexpected(after, "model.metrics_names", **common)
+
+
+def _run_add_metric(function, batch: Batch) -> Outcome:
+    """``function`` as the ``call`` of a layer, called on symbolic inputs
+    (building a functional model) and on the batch's tensors."""
+    layer_class = type("PerplexityLayer", (keras.layers.Layer,), {"call": function})
+    tokens = keras.Input((MAX_LEN,), dtype="int32")
+    targets = keras.Input((MAX_LEN,), dtype="int32")
+    _, symbolic_error = capture(layer_class(), [targets, _tiny_model(batch)(tokens)])
+    _, eager_error = capture(
+        layer_class(), [tf.constant(batch.targets), tf.constant(batch.logits)]
+    )
+    error = symbolic_error or eager_error
+
+    def shown(raised):
+        if raised is None:
+            return "runs"
+        if describe(raised) == describe(error):
+            return f"raises {type(raised).__name__}, as above"
+        return describe(raised)
+
+    details = (
+        ("building a functional model", shown(symbolic_error)),
+        ("called on tensors", shown(eager_error)),
+    )
+    common = dict(details=details, **_layer_fix(batch))
+    if error is not None:
+        return error_outcome(error, **common)
+    return unexpected(0.0, "Layer.add_metric", **common)
 
 
 ATTEMPTS = (
@@ -322,6 +363,17 @@ ATTEMPTS = (
         fix=(
             "`lossviz.MaskedCrossEntropyLayer` owns its perplexity and accuracy "
             "metrics, which fit reports"
+        ),
+    ),
+    attempt(
+        perplexity_layer_call,
+        _run_add_metric,
+        key="layer_add_metric",
+        title="self.add_metric(perplexity) in a layer's call",
+        why="Keras 3 keeps Layer.add_metric only to raise NotImplementedError",
+        fix=(
+            "`lossviz.MaskedCrossEntropyLayer` creates keras.metrics objects in "
+            "__init__ and updates them in call; fit reports them"
         ),
     ),
 )
