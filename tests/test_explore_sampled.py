@@ -455,3 +455,196 @@ def test_train_facts_describe_the_generator():
     data = task.dataset(0, 100, facts.pairs_per_epoch)
     assert len(data["x"]) == facts.pairs_per_epoch
     assert facts.pairs_per_epoch % facts.batch_size == 0
+
+
+# --------------------------------------------------------------------------
+# The words' numbers and the lessons' outcomes.
+
+
+def test_point_counts_draws_below_and_accidental_hits(small):
+    (weights, biases, labels, inputs), point = small
+    full = np.mean(np_full(weights, biases, labels, inputs)[0])
+    means = np_draw_means((weights, biases, labels, inputs), SMALL, SEED,
+                          explore.NUM_DRAWS)  # fmt: skip
+    assert point.draws_below == int(np.sum(means < full))
+    assert point.num_draws == explore.NUM_DRAWS
+    sample = np.asarray(candidates(labels, 16, 1_000, SEED)[0])
+    assert point.hits == int(np.isin(labels, sample).sum())
+
+
+def test_intro_facts_match_numpy():
+    facts = explore.intro_facts(SMALL, SEED)
+    arrays = explore.example(SMALL.problem, SEED).arrays
+    full = np.mean(np_full(*arrays)[0])
+    means = np_draw_means(arrays, SMALL, SEED, explore.NUM_DRAWS)
+    assert (facts.batch, facts.dim) == (explore.BATCH, explore.DIM)
+    assert facts.num_draws == explore.NUM_DRAWS
+    assert facts.full_mean == pytest.approx(full, rel=1e-6)
+    assert facts.draws_mean == pytest.approx(np.mean(means), rel=1e-5)
+    assert facts.bias == pytest.approx(np.mean(means) - full, rel=1e-4)
+    assert facts.spread == pytest.approx(np.std(means), rel=1e-3)
+    assert facts.draws_below == int(np.sum(means < full))
+    sample = np.asarray(candidates(arrays[2], 16, 1_000, SEED)[0])
+    assert facts.hits == int(np.isin(arrays[2], sample).sum())
+    uniform = explore.Setting(num_sampled=16, num_classes=1_000, zipf_labels=False)
+    uniform_arrays = explore.example(uniform.problem, SEED).arrays
+    uniform_means = np_draw_means(uniform_arrays, uniform, SEED, explore.NUM_DRAWS)
+    uniform_bias = np.mean(uniform_means) - np.mean(np_full(*uniform_arrays)[0])
+    assert facts.uniform_bias == pytest.approx(uniform_bias, rel=1e-4)
+    assert facts.zipf_bias == facts.bias
+    assert facts.uniform_ratio == pytest.approx(uniform_bias / facts.bias, rel=1e-4)
+
+
+def np_weight_gradient(grad_logits, inputs):
+    """The gradient of the batch-mean loss with respect to the ``[C, D]``
+    matrix, from the per-sample logit gradients."""
+    return grad_logits.T @ np.asarray(inputs, np.float64) / len(inputs)
+
+
+def np_changed_rows(steps, weights, lazy, learning_rate):
+    """Keras' Adam (``lazy=False``) or LazyAdam in float64 numpy, run over
+    ``steps`` (callables ``weights -> (gradient [C, D], rows it covers)``);
+    the rows the last step changes."""
+    w = np.asarray(weights, np.float64).copy()
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    for t, step in enumerate(steps, start=1):
+        gradient, covered = step(w)
+        rows = np.asarray(covered) if lazy else np.arange(len(w))
+        alpha = learning_rate * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        m[rows] += (gradient[rows] - m[rows]) * 0.1
+        v[rows] += (gradient[rows] ** 2 - v[rows]) * 0.001
+        delta = alpha * m[rows] / (np.sqrt(v[rows]) + 1e-7)
+        w[rows] -= delta
+    changed = np.zeros(len(w), bool)
+    changed[rows] = np.any(delta != 0, axis=1)
+    return int(changed.sum())
+
+
+def test_optimizer_rows_match_numpy_adam_and_lazy_adam():
+    setting = explore.Setting(num_sampled=16, num_classes=1_000)
+    rows = explore.optimizer_rows(setting, SEED)
+    weights, biases, labels, inputs = explore.example(setting.problem, SEED).arrays
+
+    def sampled_step(seed):
+        drawn = candidates(labels, 16, 1_000, seed)
+        covered = np.union1d(labels, np.asarray(drawn[0]))
+
+        def step(w):
+            grad = np_sampled(w, biases, labels, inputs, drawn, True)[1]
+            return np_weight_gradient(grad, inputs), covered
+
+        return step, covered
+
+    def full_step(w):
+        grad = np_full(w, biases, labels, inputs)[1]
+        return np_weight_gradient(grad, inputs), np.arange(1_000)
+
+    counted, step_rows = sampled_step(SEED)
+    first, first_rows = sampled_step(tf.constant([SEED, 1], tf.int64))
+    rate = explore.TRAINING.learning_rate
+    assert rows.sparse and rows.learning_rate == rate
+    assert rows.step_rows == len(step_rows) < 1_000
+    assert rows.previous_rows == len(first_rows)
+    assert rows.both_rows == len(np.union1d(first_rows, step_rows))
+    assert rows.full_rows == 1_000
+    for lazy, warm, fresh in ((False, "warm_adam", "fresh_adam"),
+                              (True, "warm_lazy", "fresh_lazy")):  # fmt: skip
+        expected = np_changed_rows([full_step, counted], weights, lazy, rate)
+        assert getattr(rows, warm) == expected, warm
+        expected = np_changed_rows([first, counted], weights, lazy, rate)
+        assert getattr(rows, fresh) == expected, fresh
+    # What the lesson states: Adam moves every row once all have moments,
+    # and the earlier step's rows from a fresh start; LazyAdam only its own.
+    assert rows.warm_adam == 1_000 and rows.warm_lazy == rows.step_rows
+    assert rows.fresh_adam == rows.both_rows > rows.fresh_lazy == rows.step_rows
+
+
+def values(**changes):
+    return content.CONTROLS.defaults() | changes
+
+
+def test_check_biased_low_states_numpy_numbers():
+    claim = explore.check_lesson(
+        "biased_low", values(num_sampled=8, num_classes=1_000), SEED
+    )
+    setting = explore.Setting(num_sampled=8, num_classes=1_000)
+    arrays = explore.example(setting.problem, SEED).arrays
+    full = np.mean(np_full(*arrays)[0])
+    means = np_draw_means(arrays, setting, SEED, explore.NUM_DRAWS)
+    bias, spread = np.mean(means) - full, np.std(means)
+    assert claim.holds == bool(np.all(means < full) and -bias > spread)
+    assert claim.holds
+    for number in (f"{full:.4g}", f"{np.mean(means):.4g}", f"{-bias:.4g}",
+                   f"{np.sum(means < full)} of {explore.NUM_DRAWS}"):  # fmt: skip
+        assert number in claim.statement, (number, claim.statement)
+
+
+def test_check_closer_compares_with_few_sampled_classes_in_numpy():
+    claim = explore.check_lesson(
+        "closer", values(num_sampled=256, num_classes=1_000), SEED
+    )
+    arrays = explore.example(explore.Problem(1_000, True), SEED).arrays
+    full = np.mean(np_full(*arrays)[0])
+    stats = {}
+    for num_sampled in (256, explore.FEW_SAMPLED):
+        at = explore.Setting(num_sampled=num_sampled, num_classes=1_000)
+        means = np_draw_means(arrays, at, SEED, explore.NUM_DRAWS)
+        stats[num_sampled] = (np.mean(means) - full, np.std(means))
+    (bias, spread), (few_bias, few_spread) = stats[256], stats[explore.FEW_SAMPLED]
+    assert claim.holds == (abs(bias) < abs(few_bias) and spread < few_spread)
+    assert claim.holds
+    for number in (bias, spread, few_bias, few_spread):
+        assert f"{number:.4g}" in claim.statement, (number, claim.statement)
+
+
+def test_check_optimizer_rows_states_the_counts():
+    claim = explore.check_lesson(
+        "optimizer_rows", values(num_sampled=16, num_classes=1_000), SEED
+    )
+    rows = explore.optimizer_rows(
+        explore.Setting(num_sampled=16, num_classes=1_000), SEED
+    )
+    assert claim.holds
+    for count in (rows.step_rows, rows.warm_adam, rows.fresh_adam, rows.both_rows):
+        assert f"{count:,}" in claim.statement
+    with pytest.raises(ValueError, match="`name`"):
+        explore.check_lesson("faster", values(), SEED)
+
+
+def test_lessons_name_their_settings_and_compare_with_the_first():
+    first, second, _ = content.LESSONS
+    assert first.settings["num_sampled"] == explore.FEW_SAMPLED
+    for lesson in (first, second):
+        s = lesson.settings
+        assert lesson.title.startswith(f"{s['num_sampled']:,} of {s['num_classes']:,}")
+    assert {lesson.check for lesson in content.LESSONS} == set(explore.LESSON_CHECKS)
+
+
+# --------------------------------------------------------------------------
+# The attempt this family adds (tests/test_attempts.py tests the others).
+
+
+def test_keras_history_is_private_and_absent_from_real_tensors():
+    from lossviz.explore.attempts import sampled as attempts
+
+    outcome = dict((a.key, o) for a, o in attempts.run_all(0))["keras_history"]
+    assert outcome.kind == "error" and outcome.error_type == "AttributeError"
+    assert "_keras_history" in outcome.message
+    details = dict(outcome.details)
+    symbolic = details["the symbolic logits of the functional model"]
+    assert symbolic.startswith("KerasTensor._keras_history = KerasHistory(")
+    # The Dense kernel is [dim, classes], where tf.nn wants [classes, dim].
+    assert f"kernel [{attempts.HIDDEN_DIM}, {attempts.NUM_CLASSES}]" in symbolic
+    assert details["its public attributes"].endswith("none gives the layer")
+    assert "no _keras_history" in details["the logits as a model runs them"]
+    assert (
+        "has no attribute '_keras_history'"
+        in (details["calling the layer on real tensors"])
+    )
+    assert outcome.numbers == {
+        "kernel_rows": attempts.HIDDEN_DIM,
+        "fix_kernel_rows": attempts.NUM_CLASSES,
+        "history_on_real_tensors": 0,
+    }
+    assert outcome.fix_value.shape == (attempts.NUM_SAMPLES,)
+    assert np.all(np.isfinite(outcome.fix_value))

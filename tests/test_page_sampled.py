@@ -1,12 +1,16 @@
 """The "Sampled softmax" page, run headless with Streamlit's AppTest."""
 
+import ast
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import ui
 from lossviz.explore import sampled as explore
+from lossviz.explore.attempts import sampled as attempts
+from ui.attempts import SECTION as ATTEMPTS_SECTION
 from views.content import sampled as content
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,9 +77,34 @@ def test_page_runs_with_title_formula_and_metrics(app):
         assert heading in headings
     assert len(app.get("plotly_chart")) == 6
     assert float(shown["Full (ms)"]) > 0 and float(shown["Sampled (ms)"]) > 0
-    assert not app.warning, "no non-finite values at the defaults"
+    # No non-finite values at the defaults (the attempts warn of other things).
+    assert not [w.value for w in app.warning if "not finite" in w.value]
     assert any("Use it in your model" in e.label for e in app.expander)
     assert any("SampledSoftmax(" in c.value for c in app.code)
+
+
+def test_the_words_state_the_computed_numbers(app):
+    point = explore.at_setting(explore.Setting(), 0)
+    facts = explore.intro_facts(explore.Setting(), 0)
+    intro = content.intro(facts)
+    assert intro.strip() in [m.value for m in app.markdown]
+    for number in (f"{facts.full_mean:.4g}", f"{abs(facts.bias):.4g}",
+                   f"{facts.uniform_ratio:.2g} times",
+                   f"{facts.draws_below} of {facts.num_draws}"):  # fmt: skip
+        assert number in intro, number
+    captions = [c.value for c in app.caption]
+    assert content.draws_caption(point) in captions
+    assert f"{point.draws_below} of {point.num_draws}" in content.draws_caption(point)
+    grid = explore.count_sweep(explore.Setting().sweep, 0)
+    assert content.sweep_caption(grid) in captions
+    assert f"{grid.abs_bias[-1]:.4g} at S = 4,096" in content.sweep_caption(grid)
+    gradient = content.gradient_caption(
+        point, explore.SHOWN_FREQUENT, explore.SHOWN_SAMPLES
+    )
+    assert (
+        gradient in captions
+        and f"{point.hits} of the {explore.BATCH} labels" in gradient
+    )
 
 
 def test_every_control_at_min_default_and_max(app):
@@ -141,7 +170,11 @@ def test_a_lesson_sets_the_controls_and_says_what_to_notice(app):
     assert not app.exception, app.exception
     for name, value in lesson.settings.items():
         assert app.session_state[f"sampled_{name}"] == value
-    assert any(lesson.notice in info.value for info in app.info)
+    note = next(info.value for info in app.info if lesson.notice in info.value)
+    claim = explore.check_lesson(
+        lesson.check, content.CONTROLS.defaults() | lesson.settings, 0
+    )
+    assert claim.holds and f"✓ Checked: {claim.statement}" in note
     assert metrics(app)["Bias"] == ui.format_value(
         explore.at_setting(explore.Setting(num_sampled=8), 0).bias
     )
@@ -229,3 +262,97 @@ def test_train_draws_the_curves_and_follows_the_controls(app):
     assert app.multiselect(key="train_choice_sampled").value == [
         "sampled S=64 + LazyAdam (C=10,000)"
     ]
+
+
+def test_the_original_attempts_fail_on_the_page_and_run_once_per_seed(monkeypatch):
+    calls, ran = [], []
+    run_all = attempts.run_all
+
+    def counted(seed=0):
+        calls.append(seed)
+        ran.append(run_all(seed))
+        return ran[-1]
+
+    monkeypatch.setattr(attempts, "run_all", counted)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    headings = [s.value for s in at.subheader]
+    assert ATTEMPTS_SECTION in headings
+    # After the page's sections, before "Use it in your model" (an expander).
+    assert headings.index(ATTEMPTS_SECTION) > headings.index(content.COST_SECTION)
+    texts = [m.value for m in at.markdown]
+    alerts = {a.value for a in at.error} | {a.value for a in at.warning}
+    # The outcomes the page drew (tf.nn's sampler is not seeded in every
+    # attempt: a rerun may give other numbers).
+    for attempt, outcome in ran[0]:
+        assert any(attempt.title in t for t in texts), attempt.key
+        assert outcome.kind != "ok" and outcome.message in alerts, attempt.key
+        assert attempt.code.strip() in [c.value for c in at.code], attempt.key
+    # Every mistake the issue lists for this family.
+    assert [attempt.key for attempt, _ in ran[0]] == [
+        "missing_api", "keras_history", "logits_as_inputs", "one_hot_targets",
+        "dummy_loss", "sequence_outputs",
+    ]  # fmt: skip
+    assert any("_keras_history" in a for a in alerts)
+    assert calls == [0]
+    # A slider move reuses them: no attempt runs again.
+    widget(at, "sampled_num_sampled").set_value(8)
+    at.run()
+    assert not at.exception, at.exception
+    assert calls == [0]
+
+
+def test_the_snippet_trains_with_lazy_adam(tmp_path):
+    """The snippet's model, built here from the same template values on a tiny
+    vocabulary, trains one step with LazyAdam, evaluates and round-trips."""
+    import keras
+
+    import lossviz
+
+    t = content.SNIPPET
+    num_classes, num_sampled, batch, steps = 50, 8, 4, 5
+    text = content.snippet(num_classes, num_sampled, True)
+    ast.parse(text)
+    for line in (
+        f"keras.layers.Embedding({num_classes}, {t.embed_dim}, mask_zero=True)(inputs)",
+        f"keras.layers.LSTM({t.units}, return_sequences=True)(hidden)",
+        f"num_classes={num_classes}, num_sampled={num_sampled},",
+        "remove_accidental_hits=True,",
+        f"model.compile(optimizer=lossviz.LazyAdam(learning_rate={t.learning_rate:g}), "
+        "loss=None)",
+        f"model.fit([x, y], epochs={t.epochs})",
+    ):
+        assert line in text, line
+    assert '"adam"' not in text and "optimizers.Adam" not in text
+
+    inputs = keras.Input((None,), dtype="int32")
+    labels = keras.Input((None,), dtype="int32")
+    hidden = keras.layers.Embedding(num_classes, t.embed_dim, mask_zero=True)(inputs)
+    hidden = keras.layers.LSTM(t.units, return_sequences=True)(hidden)
+    probs = lossviz.SampledSoftmax(
+        num_classes=num_classes, num_sampled=num_sampled, remove_accidental_hits=True
+    )(hidden, labels)
+    model = keras.Model([inputs, labels], probs)
+    model.compile(optimizer=lossviz.LazyAdam(learning_rate=t.learning_rate), loss=None)
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, num_classes, (batch, steps)).astype("int32")
+    y = rng.integers(1, num_classes, (batch, steps)).astype("int32")
+    before = model.get_weights()
+    history = model.fit([x, y], epochs=1, batch_size=batch, verbose=0)
+    assert isinstance(model.optimizer, lossviz.LazyAdam)
+    assert int(model.optimizer.iterations) == 1
+    assert np.isfinite(history.history["loss"][0])
+    after = model.get_weights()
+    assert all(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    full = model.evaluate([x, y], batch_size=batch, verbose=0)
+    assert np.isfinite(full) and full > 0
+    predicted = model.predict([x, y], batch_size=batch, verbose=0)
+    assert predicted.shape == (batch, steps, num_classes)
+    np.testing.assert_allclose(predicted.sum(-1), 1.0, rtol=1e-5)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded.optimizer, lossviz.LazyAdam)
+    np.testing.assert_allclose(
+        loaded.predict([x, y], batch_size=batch, verbose=0), predicted, rtol=1e-5
+    )

@@ -8,6 +8,7 @@ import streamlit as st
 
 import ui
 from lossviz.explore import sampled as explore
+from lossviz.explore.attempts import sampled as attempts
 from ui.figures import sampled as figures
 from views.content import sampled as content
 
@@ -19,10 +20,12 @@ def remeasure():
     st.session_state[TIMING_NONCE] = st.session_state.get(TIMING_NONCE, 0) + 1
 
 
+seed = ui.seed()
+defaults = explore.Setting.capped(content.CONTROLS.defaults())
 ui.header(
     content.TITLE,
     explore.FORMULA,
-    content.intro(explore.BATCH, explore.DIM),
+    content.intro(ui.cached(explore.intro_facts)(defaults, seed)),
     controls=content.CONTROLS,
     lessons=content.LESSONS,
 )
@@ -30,11 +33,14 @@ values = content.CONTROLS.render(
     columns=[("num_sampled", "num_classes"), ("remove_accidental_hits", "zipf_labels")]
 )
 ui.reset_button("sampled")
-ui.lesson_note(content.CONTROLS, content.LESSONS)
+ui.lesson_note(
+    content.CONTROLS,
+    content.LESSONS,
+    lambda lesson: ui.cached(explore.check_lesson)(lesson.check, values, seed),
+)
 s = explore.Setting.capped(values)
 if s.num_sampled < values.num_sampled:
     st.caption(content.capped(s.num_sampled))
-seed = ui.seed()
 point = ui.cached(explore.at_setting)(s, seed)
 
 ui.metrics(
@@ -52,7 +58,7 @@ ui.nonfinite_note("sampled loss per sample", point.sampled_loss)
 st.subheader(content.DRAWS_SECTION, divider="gray")
 ui.plot(ui.cached(figures.histogram)(point))
 ui.nonfinite_note("sampled loss over seeds", point.draw_means)
-st.caption(content.DRAWS_CAPTION)
+st.caption(content.draws_caption(point))
 
 with ui.secondary(content.SWEEP_SECTION, section=True):
     grid = ui.cached(explore.count_sweep, spinner=content.SWEEPING)(s.sweep, seed)
@@ -65,7 +71,7 @@ with ui.secondary(content.SWEEP_SECTION, section=True):
         ui.plot(grad)
     ui.nonfinite_note("loss over the sweep", grid.mean_loss)
     ui.nonfinite_note("gradient norm over the sweep", grid.grad_norm)
-    st.caption(content.sweep_caption(int(grid.num_sampled[-1])))
+    st.caption(content.sweep_caption(grid))
 
 with ui.secondary(content.GRADIENT_SECTION, section=True):
     full_grad, sampled_grad = ui.cached(figures.gradients)(point)
@@ -76,9 +82,7 @@ with ui.secondary(content.GRADIENT_SECTION, section=True):
         ui.plot(sampled_grad)
     ui.nonfinite_note("sampled gradient", point.sampled_logit_grad)
     st.caption(
-        content.gradient_caption(
-            explore.SHOWN_FREQUENT, explore.SHOWN_SAMPLES, s.num_classes, s.num_sampled
-        )
+        content.gradient_caption(point, explore.SHOWN_FREQUENT, explore.SHOWN_SAMPLES)
     )
 
 with ui.secondary(content.COST_SECTION, section=True):
@@ -102,6 +106,7 @@ with ui.secondary(content.COST_SECTION, section=True):
         help=content.remeasure_help(cost.repeats),
     )
 
+ui.attempts(ui.cached(attempts.run_all, spinner="Running the original attempts…")(seed))
 ui.use_it(
     explore.SOURCES,
     content.snippet(s.num_classes, s.num_sampled, s.remove_accidental_hits),

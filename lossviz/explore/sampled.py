@@ -13,7 +13,12 @@ vocabulary), on which:
   bias, spread, loss and input-gradient norm at every ``S`` of the grid;
 - ``timings``: one compiled forward and backward pass of each loss. The full
   pass does not depend on ``S``, the hits or the label law: it is timed once
-  per (``C``, seed) and kept; the sampled pass is timed per setting.
+  per (``C``, seed) and kept; the sampled pass is timed per setting;
+- ``optimizer_rows``: how many rows of the ``[C, DIM]`` output matrix one
+  sampled step changes under Keras' ``Adam`` and under ``LazyAdam``, counted
+  after running each;
+- ``intro_facts``: the numbers the page's introduction states, at the page's
+  defaults; ``check_lesson``: each lesson's outcome, computed.
 
 The full loss, which no ``S`` changes, is computed once per ``Problem`` and
 kept (``functools.lru_cache``), as are the example arrays and the compiled
@@ -29,7 +34,9 @@ problem.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +45,8 @@ from lossviz import analysis, registry
 from lossviz import sampled as family
 from lossviz._common import as_float, check_choice, check_number
 from lossviz._tf import tf
-from lossviz.explore._base import RunSpec, TrainSpec, grad_norm
+from lossviz.explore._base import Claim, RunSpec, TrainSpec, grad_norm
+from lossviz.optimizers import LazyAdam
 from lossviz.sampled import (
     INT64_MAX,
     _candidates,
@@ -58,10 +66,15 @@ from lossviz.sampled import (
     _unpack_sampled_values,
     _with_counts,
     full_softmax_loss,
+    log_uniform_candidate_sampler,
     log_uniform_probability,
     sampled_softmax_loss,
 )
 from lossviz.training import sampled as task
+
+# isort: split
+# After lossviz: it imports TensorFlow quietly, keras would import it noisily.
+import keras
 
 FORMULA = family.FORMULA
 FORMULAS = family.FORMULAS
@@ -574,9 +587,15 @@ class Point:
     draws_mean: float  # mean of draw_means
     bias: float  # draws_mean - full_mean: negative, the estimate is too low
     spread: float  # standard deviation of draw_means
+    draws_below: int  # how many of draw_means are below full_mean
+    hits: int  # labels of the batch that are in the page seed's sample
     classes: np.ndarray  # the heatmaps' columns (see shown_classes)
     full_logit_grad: np.ndarray  # [SHOWN_SAMPLES, len(classes)]
     sampled_logit_grad: np.ndarray  # [SHOWN_SAMPLES, len(classes)]
+
+    @property
+    def num_draws(self) -> int:
+        return len(self.draw_means)
 
 
 def at_setting(setting: Setting, seed: int) -> Point:
@@ -607,6 +626,10 @@ def at_setting(setting: Setting, seed: int) -> Point:
         seed=seed,
     )
     draws_mean = float(np.mean(draw_means))
+    # The candidates sampled_softmax_loss drew at this seed: the sampler's.
+    sample = log_uniform_candidate_sampler(
+        labels, num_sampled, setting.num_classes, seed=seed
+    )[0]
     return Point(
         setting=setting,
         labels=ref.labels,
@@ -618,6 +641,8 @@ def at_setting(setting: Setting, seed: int) -> Point:
         draws_mean=draws_mean,
         bias=draws_mean - ref.full_mean,
         spread=float(np.std(draw_means)),
+        draws_below=int(np.sum(draw_means < ref.full_mean)),
+        hits=int(np.isin(ref.labels, np.asarray(sample)).sum()),
         classes=ref.classes,
         full_logit_grad=ref.full_logit_grad,
         sampled_logit_grad=logit_grad.numpy()[:, ref.classes],
@@ -734,6 +759,227 @@ def timings(setting: Setting, seed: int, nonce: int = 0) -> Timing:
         setting.remove_accidental_hits,
     )
     return Timing(full * 1e3, sampled * 1e3, full / sampled, TIMING_REPEATS)
+
+
+# ---------------------------------------------------------- the optimizers
+
+
+@dataclass(frozen=True)
+class OptimizerRows:
+    """Rows of the ``[C, DIM]`` output matrix that one sampled step changes
+    under Keras' ``Adam`` and under ``LazyAdam``, counted after running each
+    on the example at the Train panel's learning rate.
+
+    Two starts: "warm", after one full-softmax step (whose dense gradient
+    gives every row Adam moments), and "fresh", after one sampled step with
+    another seed. The counted step is a sampled step at the page's seed,
+    whose gradient covers the same ``step_rows`` rows in both starts.
+    """
+
+    setting: Setting
+    learning_rate: float
+    sparse: bool  # the sampled step's gradient of the matrix is a tf.IndexedSlices
+    step_rows: int  # the rows it covers: the labels and the sampled classes
+    full_rows: int  # rows on which the full-softmax step's gradient is non-zero
+    warm_adam: int  # rows the sampled step changes after the full step: Adam
+    warm_lazy: int  # the same, LazyAdam
+    previous_rows: int  # rows the first sampled step of the fresh start covers
+    both_rows: int  # rows either sampled step of the fresh start covers
+    fresh_adam: int  # rows the second sampled step changes: Adam
+    fresh_lazy: int  # the same, LazyAdam
+
+
+def _optimizer_step(optimizer, weights, biases, data, kind, setting, seed):
+    """One step of ``optimizer`` on the full or the sampled loss of the
+    example; returns the gradient of the matrix and which rows changed."""
+    _, _, labels, inputs = data
+    with tf.GradientTape() as tape:
+        if kind == "full":
+            losses = full_softmax_loss(weights.value, biases.value, labels, inputs)
+        else:
+            losses = sampled_softmax_loss(
+                weights.value,
+                biases.value,
+                labels,
+                inputs,
+                setting.num_sampled,
+                remove_accidental_hits=setting.remove_accidental_hits,
+                seed=seed,
+            )
+        loss = tf.reduce_mean(losses)
+    grads = tape.gradient(loss, [weights.value, biases.value])
+    before = np.array(weights.numpy(), copy=True)
+    optimizer.apply_gradients(zip(grads, [weights, biases], strict=True))
+    return grads[0], np.any(weights.numpy() != before, axis=1)
+
+
+def _rows(gradient) -> np.ndarray:
+    """The rows a gradient of the matrix covers (sparse) or is non-zero on."""
+    if isinstance(gradient, tf.IndexedSlices):
+        return np.unique(np.asarray(gradient.indices))
+    return np.flatnonzero(np.any(np.asarray(gradient) != 0, axis=1))
+
+
+def optimizer_rows(setting: Setting, seed: int) -> OptimizerRows:
+    """Runs Adam and LazyAdam from the example's weights, each from both
+    starts (see ``OptimizerRows``), and counts the rows of the output matrix
+    the counted sampled step changes. The first step of the fresh start uses
+    the stateless seed ``[seed, 1]``, the counted step ``seed``."""
+    seed = _check_seed(seed)
+    data = _tensors(setting.problem, seed)
+    learning_rate = TRAINING.learning_rate
+    counted, rows = {}, {}
+    for name, make in (("adam", keras.optimizers.Adam), ("lazy", LazyAdam)):
+        for first in ("full", "sampled"):
+            weights, biases = keras.Variable(data[0]), keras.Variable(data[1])
+            optimizer = make(learning_rate=learning_rate)
+            first_seed = tf.constant([seed, 1], tf.int64)
+            grad, _ = _optimizer_step(
+                optimizer, weights, biases, data, first, setting, first_seed
+            )
+            rows[first] = _rows(grad)
+            grad, changed = _optimizer_step(
+                optimizer, weights, biases, data, "sampled", setting, seed
+            )
+            rows["step"], sparse = _rows(grad), isinstance(grad, tf.IndexedSlices)
+            counted[name, first] = int(changed.sum())
+    return OptimizerRows(
+        setting=setting,
+        learning_rate=learning_rate,
+        sparse=sparse,
+        step_rows=len(rows["step"]),
+        full_rows=len(rows["full"]),
+        warm_adam=counted["adam", "full"],
+        warm_lazy=counted["lazy", "full"],
+        previous_rows=len(rows["sampled"]),
+        both_rows=len(np.union1d(rows["sampled"], rows["step"])),
+        fresh_adam=counted["adam", "sampled"],
+        fresh_lazy=counted["lazy", "sampled"],
+    )
+
+
+# ------------------------------------------------------------ words, lessons
+
+
+@dataclass(frozen=True)
+class IntroFacts:
+    """The numbers the page's introduction states, at the page's defaults."""
+
+    setting: Setting  # the defaults, labels as they say
+    batch: int
+    dim: int
+    num_draws: int
+    full_mean: float
+    draws_mean: float
+    bias: float
+    spread: float
+    draws_below: int  # of num_draws
+    hits: int  # labels of the batch in the seed's sample
+    uniform_bias: float  # the bias with uniform labels, same S and C
+    zipf_bias: float  # the bias with Zipfian labels, same S and C
+
+    @property
+    def uniform_ratio(self) -> float:
+        """How many times larger the bias is with uniform labels."""
+        return self.uniform_bias / self.zipf_bias
+
+
+def intro_facts(setting: Setting, seed: int) -> IntroFacts:
+    """The introduction's numbers at ``setting`` (the page's defaults)."""
+    point = at_setting(setting, seed)
+    by_law = {
+        zipf: point if zipf == setting.zipf_labels else at_setting(
+            dataclasses.replace(setting, zipf_labels=zipf), seed
+        )
+        for zipf in (True, False)
+    }  # fmt: skip
+    return IntroFacts(
+        setting=setting,
+        batch=BATCH,
+        dim=DIM,
+        num_draws=point.num_draws,
+        full_mean=point.full_mean,
+        draws_mean=point.draws_mean,
+        bias=point.bias,
+        spread=point.spread,
+        draws_below=point.draws_below,
+        hits=point.hits,
+        uniform_bias=by_law[False].bias,
+        zipf_bias=by_law[True].bias,
+    )
+
+
+def _against_spread(bias: float, spread: float) -> str:
+    """``bias`` against ``spread`` in words ("12.3 times their spread 0.07")."""
+    if spread > 0:
+        return f"{abs(bias) / spread:.3g} times their spread {spread:.4g}"
+    return "and their spread is 0"
+
+
+# The first lesson's S, which the second lesson's compares with.
+FEW_SAMPLED = 8
+LESSON_CHECKS = ("biased_low", "closer", "optimizer_rows")
+
+
+def check_lesson(name: str, values: Mapping, seed: int) -> Claim:
+    """The outcome the lesson ``name`` states, at the control ``values`` (by
+    name, as the page holds them; ``S`` capped at ``C`` as the page does).
+
+    - ``"biased_low"``: every one of the ``NUM_DRAWS`` seeds gives a
+      batch-mean sampled loss below the full loss, and the mean of the draws
+      is below it by more than their spread;
+    - ``"closer"``: the bias and the spread are both smaller in size than at
+      ``FEW_SAMPLED`` sampled classes (same ``C``, labels and hits);
+    - ``"optimizer_rows"``: the sampled step's gradient of the output matrix
+      is sparse, on fewer than ``C`` rows; after a full-softmax step (whose
+      gradient is non-zero on all ``C`` rows) Keras' Adam changes all ``C``
+      rows and LazyAdam only the rows the sampled gradient covers; from a
+      fresh start Adam's second step changes the rows of both steps,
+      LazyAdam's only its own (``optimizer_rows``).
+    """
+    setting = Setting.capped(values)
+    size = f"S = {setting.num_sampled:,}"
+    if name == "biased_low":
+        point = at_setting(setting, seed)
+        low = point.bias < 0 and -point.bias > point.spread
+        every = point.draws_below == point.num_draws
+        return Claim(
+            holds=bool(low and every),
+            statement=f"At {size} of {setting.num_classes:,} classes, "
+            f"{point.draws_below} of {point.num_draws} seeds give a batch-mean "
+            f"sampled loss below the full loss {point.full_mean:.4g}; their mean "
+            f"{point.draws_mean:.4g} is {abs(point.bias):.4g} "
+            f"{'below' if point.bias < 0 else 'above'} it, "
+            f"{_against_spread(point.bias, point.spread)}.",
+        )
+    if name == "closer":
+        point = at_setting(setting, seed)
+        few = at_setting(dataclasses.replace(setting, num_sampled=FEW_SAMPLED), seed)
+        closer = abs(point.bias) < abs(few.bias) and point.spread < few.spread
+        return Claim(
+            holds=bool(closer and setting.num_sampled > FEW_SAMPLED),
+            statement=f"At {size} of {setting.num_classes:,} classes the bias is "
+            f"{point.bias:.4g} and the spread {point.spread:.4g}, against "
+            f"{few.bias:.4g} and {few.spread:.4g} at S = {FEW_SAMPLED}.",
+        )
+    if name == "optimizer_rows":
+        rows = optimizer_rows(setting, seed)
+        classes = setting.num_classes
+        warm = rows.warm_adam == rows.full_rows == classes
+        warm = warm and rows.warm_lazy == rows.step_rows
+        fresh = rows.fresh_adam == rows.both_rows > rows.fresh_lazy == rows.step_rows
+        return Claim(
+            holds=bool(rows.sparse and warm and fresh and rows.step_rows < classes),
+            statement=f"One sampled step ({size} of C = {classes:,}) gives the "
+            f"output matrix a {'sparse' if rows.sparse else 'dense'} gradient on "
+            f"{rows.step_rows:,} rows; after a full-softmax step (gradient on "
+            f"{rows.full_rows:,} rows) it changes {rows.warm_adam:,} rows under "
+            f"Keras' Adam and {rows.warm_lazy:,} under LazyAdam; from a fresh "
+            f"start, as the second of two sampled steps, it changes "
+            f"{rows.fresh_adam:,} under Adam (the {rows.both_rows:,} rows of both "
+            f"steps) and {rows.fresh_lazy:,} under LazyAdam.",
+        )
+    raise ValueError(f"`name` must be one of {LESSON_CHECKS}, got {name!r}.")
 
 
 # ------------------------------------------------------------------ training

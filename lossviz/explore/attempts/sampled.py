@@ -1,9 +1,11 @@
 """Attempts at a sampled softmax in Keras, run live.
 
-The attempts: a Keras function that does not exist, ``tf.nn.sampled_softmax_loss``
-fed the output layer's logits and kernel, labels recovered from one-hot
-targets, a placeholder loss that averages the model's output, and a loss
-layer that has no inference path and breaks on sequence (3-D) outputs.
+The attempts: a Keras function that does not exist, a loss layer that reaches
+the output Dense layer's weights through the private ``_keras_history`` of its
+logits, ``tf.nn.sampled_softmax_loss`` fed the output layer's logits and kernel,
+labels recovered from one-hot targets, a placeholder loss that averages the
+model's output, and a loss layer that has no inference path and breaks on
+sequence (3-D) outputs.
 """
 
 from __future__ import annotations
@@ -76,6 +78,21 @@ def example_batch(seed=0) -> Batch:
 def keras_sampled_softmax(weights, biases, labels, inputs, num_sampled, num_classes):
     K = keras.backend
     return K.sampled_softmax(weights, biases, labels, inputs, num_sampled, num_classes)
+
+
+class SampledLossFromDenseHistory(keras.layers.Layer):
+    def call(self, inputs):
+        logits, one_hot_targets = inputs
+        dense = logits._keras_history[0]  # the Dense layer that made the logits
+        labels = tf.argmax(one_hot_targets, axis=-1)[:, tf.newaxis]
+        return tf.nn.sampled_softmax_loss(
+            weights=dense.kernel,
+            biases=dense.bias,
+            labels=labels,
+            inputs=logits,
+            num_sampled=10,
+            num_classes=50,
+        )
 
 
 def sampled_loss_on_logits(dense, hidden, labels, num_sampled):
@@ -177,6 +194,68 @@ def _seeded_dense(batch: Batch):
     )
     dense.build((None, HIDDEN_DIM))
     return dense
+
+
+def _history(tensor) -> str:
+    """What ``tensor._keras_history`` holds, in words, or that it has none."""
+    kind = type(tensor).__name__
+    if not hasattr(tensor, "_keras_history"):
+        return f"{kind}, with no _keras_history attribute"
+    history = tensor._keras_history
+    layer = history[0]
+    return (
+        f"{kind}._keras_history = {type(history).__name__}(operation="
+        f"<{type(layer).__name__}>, node_index={history[1]}, tensor_index="
+        f"{history[2]}): the layer that made it (kernel {list(layer.kernel.shape)}), "
+        "not the hidden activations it was called on"
+    )
+
+
+def _public_route(tensor, layer) -> str:
+    """Whether a public attribute of ``tensor`` gives ``layer``."""
+    public = sorted(n for n in dir(tensor) if not n.startswith("_"))
+    leads = [n for n in public if getattr(tensor, n, None) is layer]
+    if leads:
+        return f"{', '.join(leads)} give the layer"
+    return f"{', '.join(public)}: none gives the layer"
+
+
+def _run_keras_history(function, batch: Batch) -> Outcome:
+    hidden = keras.Input((HIDDEN_DIM,), name="hidden")
+    targets = keras.Input((NUM_CLASSES,), name="one_hot_targets")
+    dense = _seeded_dense(batch)
+    logits = dense(hidden)
+    _, error = capture(lambda: function()([logits, targets]))
+    real_logits = dense(batch.hidden)
+    _, eager_error = capture(lambda: function()([real_logits, batch.one_hot]))
+    details = (
+        ("the symbolic logits of the functional model", _history(logits)),
+        ("its public attributes", _public_route(logits, dense)),
+        ("the logits as a model runs them", _history(real_logits)),
+        ("building the model", describe(error) if error else "builds"),
+        ("calling the layer on real tensors",
+         describe(eager_error) if eager_error else "runs"),
+    )  # fmt: skip
+    fixed = keras.layers.Input((HIDDEN_DIM,)), keras.layers.Input((), dtype="int64")
+    layer = sampled.SampledSoftmax(NUM_CLASSES, NUM_SAMPLED, seed=batch.seed)
+    model = keras.Model(list(fixed), layer(*fixed))
+    common, _ = _fix(batch)
+    common["fix_message"] = (
+        "lossviz.SampledSoftmax builds in a functional model on the hidden "
+        f"activations, owning its kernel {list(layer.kernel.shape)} ([classes, "
+        f"dim]), output {list(model.output.shape)}; " + common["fix_message"]
+    )
+    common.update(
+        details=details,
+        numbers={
+            "kernel_rows": int(dense.kernel.shape[0]),
+            "fix_kernel_rows": int(layer.kernel.shape[0]),
+            "history_on_real_tensors": int(hasattr(real_logits, "_keras_history")),
+        },
+    )
+    if error is not None:
+        return error_outcome(error, **common)
+    return unexpected(np.nan, "The layer reading _keras_history", **common)
 
 
 def _run_logits_as_inputs(function, batch: Batch) -> Outcome:
@@ -313,6 +392,21 @@ ATTEMPTS = (
         fix=(
             "`lossviz.sampled_softmax_loss` (a function) and "
             "`lossviz.SampledSoftmax` (a layer)"
+        ),
+    ),
+    attempt(
+        SampledLossFromDenseHistory,
+        _run_keras_history,
+        key="keras_history",
+        title="Reach the output Dense layer's weights through logits._keras_history",
+        why=(
+            "_keras_history is a private attribute of a symbolic KerasTensor (it "
+            "names the layer that made it, with a [D, C] kernel); inside call() "
+            "the layer gets backend tensors, which have none"
+        ),
+        fix=(
+            "`lossviz.SampledSoftmax` owns its [C, D] kernel and takes the hidden "
+            "activations: it reads no other layer's weights"
         ),
     ),
     attempt(
