@@ -8,12 +8,15 @@ from them.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 
 from lossviz.explore import multilabel as explore
+from lossviz.explore.attempts import multilabel as attempts
 from lossviz.training import core
+from lossviz.training import multilabel as task
 from views.content import multilabel as content
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -247,7 +250,8 @@ def test_overflow_at_the_largest_scale():
 
 def test_the_overflow_lesson_shows_what_it_says():
     """ "Logit scale 46.5": the product overflows, the log-space form is finite,
-    and a few steps further the loss itself passes the float32 maximum."""
+    and a few scales further a sample's loss itself passes the float32
+    maximum."""
     lesson = content.LESSONS[1]
     setting = explore.Setting(**lesson.settings)
     point = explore.at_setting(setting)
@@ -260,7 +264,11 @@ def test_the_overflow_lesson_shows_what_it_says():
     assert np.isfinite(point.mean_loss) and np.isfinite(point.grad).all()
     np.testing.assert_allclose(point.loss, loss, rtol=1e-4)
     sweep = explore.scale_sweep(setting.sweep_setting)
-    assert setting.logit_scale < sweep.loss_overflow <= setting.logit_scale + 6
+    assert setting.logit_scale < sweep.sample_overflow <= setting.logit_scale + 6
+    y_true, logits = explore.example_batch(
+        8, 256, label_density=0.4, logit_scale=sweep.sample_overflow, seed=0
+    )
+    assert np.any(bpmll_reference(y_true, logits)[0] > FLOAT32_MAX)
 
 
 def lesson_values(lesson):
@@ -287,6 +295,9 @@ def test_the_overflow_check_fails_where_nothing_overflows_or_everything_does():
     lesson = content.LESSONS[1]
     claim = explore.check_lesson(lesson.check, lesson_values(lesson), 0)
     assert claim.holds and "+Inf in 6 of 8 samples" in claim.statement
+    assert "passes the float32 maximum from a scale of 49.5, 3 above" in (
+        claim.statement
+    )
     defaults = content.CONTROLS.defaults()
     assert not explore.check_lesson("overflow", defaults, 0).holds
     everything = {**defaults, "logit_scale": 60.0}
@@ -381,6 +392,240 @@ def test_train_runs_and_their_charts():
 
 
 def test_what_the_page_says_about_its_example():
-    assert f"{explore.NUM_SAMPLES} samples" in content.CONTROLS["num_labels"].help
     assert max(content.CONTROLS["num_labels"].options) == explore.MAX_LABELS
     assert list(content.FORM_NOTES) == list(explore.FORMS)
+
+
+# ------------------------------------------------------------- what the captions say
+
+FACT_SETTINGS = [
+    *SETTINGS,
+    explore.Setting(label_density=0.1, num_labels=4),
+    explore.Setting(label_density=0.4, num_labels=256, logit_scale=46.5),
+    explore.Setting(label_density=0.4, num_labels=6, logit_scale=60.0),
+    explore.Setting(label_density=0.0, num_labels=6),
+]
+
+
+@pytest.mark.parametrize("setting", FACT_SETTINGS, ids=str)
+def test_point_facts_match_numpy(setting):
+    point = explore.at_setting(setting, seed=0)
+    loss, grad = bpmll_reference(point.y_true, point.logits)
+    _, bce_grad = bce_reference(point.y_true, point.logits)
+    rows = point.without_pairs
+    assert point.without_pairs_zero
+    assert not loss[rows].any() and not grad[rows].any()
+    assert point.bce_moves_without_pairs == int(np.sum(np.any(bce_grad[rows], -1)))
+    # The signs and the row sums, recounted from the page's float32 gradient;
+    # in float64 every label with pairs has the sign of its role.
+    positive, paired = point.y_true == 1, ~rows
+    if not paired.any():
+        assert point.sign_share is None and point.row_sum_gap is None
+    else:
+        g = point.grad[paired].astype(np.float64)
+        right = np.where(positive[paired], g < 0, g > 0)
+        assert point.sign_share == pytest.approx(right.mean())
+        assert point.wrong_sign_count == 0
+        assert np.all(np.where(positive[paired], grad[paired] < 0, grad[paired] > 0))
+        if np.isfinite(g).all():
+            gap = np.abs(g.sum(-1)) / np.abs(g).sum(-1)
+            assert point.row_sum_gap == pytest.approx(gap.max())
+            assert point.row_sum_gap < 1e-6  # "float32 rounding"
+        else:
+            assert math.isnan(point.row_sum_gap)
+    # The timing caption: the largest finite gap between forms, and |log E|.
+    finite = [v for v in point.form_gaps.values() if np.isfinite(v)]
+    assert point.largest_finite_gap == max(finite, default=0.0)
+    kept = loss[(loss > 0) & (loss <= FLOAT32_MAX)]
+    if kept.size:
+        assert point.largest_log_loss == pytest.approx(
+            np.abs(np.log(kept)).max(), rel=1e-5, abs=1e-5
+        )
+    else:
+        assert point.largest_log_loss is None
+    if np.isfinite(point.form_gaps["loop"]) and kept.size:
+        # "float32 rounding": a few roundings per unit of |log E|.
+        rounding = explore.FLOAT32_ROUNDING * (1 + point.largest_log_loss)
+        assert point.largest_finite_gap <= 8 * rounding
+
+
+def widest_gap_reference(y_true, unit_logits):
+    widest = None
+    for labels, scores in zip(y_true == 1, unit_logits.astype(np.float64), strict=True):
+        if labels.any() and not labels.all():
+            gap = scores[~labels].max() - scores[labels].min()
+            widest = gap if widest is None else max(widest, gap)
+    return widest
+
+
+@pytest.mark.parametrize("num_labels, seed", [(6, 0), (6, 3), (256, 0), (256, 2)])
+def test_sweep_facts_match_numpy(num_labels, seed):
+    sweep = explore.scale_sweep(explore.SweepSetting(0.4, num_labels), seed=seed)
+    scales = sweep.scales
+    y_true, unit = explore.example_batch(
+        8, num_labels, label_density=0.4, logit_scale=1.0, seed=seed
+    )
+    widest = widest_gap_reference(y_true, unit)
+    assert sweep.widest_gap == pytest.approx(widest)
+    assert 0 < sweep.widest_gap <= 2
+    losses, bces = [], []
+    for scale in scales:
+        y, c = explore.example_batch(
+            8, num_labels, label_density=0.4, logit_scale=scale, seed=seed
+        )
+        losses.append(bpmll_reference(y, c)[0])
+        bces.append(bce_reference(y, c)[0].mean())
+    losses, bces = np.array(losses), np.array(bces)
+    over = np.any(losses > FLOAT32_MAX, axis=1)
+    expected = scales[over.argmax()] if over.any() else None
+    assert sweep.sample_overflow == expected
+    assert sweep.loss_overflow is None or sweep.loss_overflow <= (
+        sweep.sample_overflow or np.inf
+    )
+    # The growth: the slope of log(batch mean) over the last two finite scales.
+    finite = np.flatnonzero(np.isfinite(sweep.mean_loss))
+    a, b = finite[-2], finite[-1]
+    means = losses.mean(axis=1)
+    slope = (np.log(means[b]) - np.log(means[a])) / (scales[b] - scales[a])
+    assert sweep.loss_growth == pytest.approx(slope, rel=1e-3)
+    # "rising toward the widest gap": the slope of log E is a weighted mean of
+    # the pairs' gaps, never above the widest, and it rises with the scale.
+    assert sweep.loss_growth <= sweep.widest_gap + 1e-6
+    assert sweep.grad_growth <= sweep.widest_gap + 1e-6
+    early = (np.log(means[2]) - np.log(means[1])) / (scales[2] - scales[1])
+    assert early < sweep.loss_growth
+    # Cross-entropy grows linearly: the same slope over the last intervals.
+    tail = np.diff(bces)[-5:] / np.diff(scales)[-5:]
+    assert sweep.bce_growth == pytest.approx(tail[-1], rel=1e-4)
+    np.testing.assert_allclose(tail, tail[-1], rtol=1e-2)
+    both = np.isfinite(sweep.mean_loss) & np.isfinite(sweep.mean_factorised)
+    gaps = np.abs(sweep.mean_factorised[both] - sweep.mean_loss[both]) / np.maximum(
+        np.abs(sweep.mean_loss[both]), 1
+    )
+    assert sweep.curves_gap == pytest.approx(gaps.max())
+    assert sweep.curves_gap < 1e-4  # "the two curves coincide"
+
+
+def test_widest_gap_without_pairs_is_none():
+    assert explore.widest_gap(np.zeros((2, 3)), np.ones((2, 3))) is None
+    sweep = explore.scale_sweep(explore.SweepSetting(0.0, 6))
+    assert sweep.widest_gap is None and sweep.sample_overflow is None
+    assert "No sample has a pair here" in content.sweep_caption(sweep)
+
+
+def test_the_texts_state_the_computed_numbers():
+    default = explore.scale_sweep(explore.SweepSetting(), seed=0)
+    wide = explore.scale_sweep(explore.SweepSetting(num_labels=256), seed=0)
+    text = content.intro(
+        default, wide, explore.FLOAT32_MAX, explore.LOG_FLOAT32_MAX
+    ).replace("\n  ", " ")
+    assert f"is {default.widest_gap:.2f} × the scale" in text
+    assert f"e^{default.loss_growth:.2f} per unit" in text
+    assert f"by {default.bce_growth:.2f} per unit" in text
+    assert "256 labels, then the scale from 40 to 50" in text
+    assert f"+Inf from a scale of {wide.factorised_overflow:g}" in text
+    assert wide.loss_overflow == wide.sample_overflow == 49.5
+    assert "overflow from a scale of 49.5" in text
+    assert f"{np.finfo(np.float32).max:.3g} = e^{np.log(FLOAT32_MAX):.1f}" in text
+    assert "88.7 logits the wrong way" in text
+    caption = content.sweep_caption(default)
+    assert f"overflows from a scale of {default.factorised_overflow:g}" in caption
+    assert f"relative gap at most {default.curves_gap:.1g}" in caption
+    point = explore.at_setting(explore.Setting(), seed=0)
+    note = content.without_pairs(point)
+    assert note.startswith("2 of 8 samples have no positive")
+    assert "undefined" in note and "each of them a non-zero gradient" in note
+    caption = content.gradient_caption(point)
+    assert "every label in a sample with pairs" in caption
+    assert f"within {point.row_sum_gap:.1g}" in caption
+    timings = explore.timings(explore.TimingSetting())
+    caption = content.timing_caption(timings, point)
+    assert f"at most {point.largest_finite_gap:.2g}" in caption
+    assert f"the slowest “{timings.slowest}”" in caption
+
+
+def test_no_text_calls_zero_what_the_paper_intends():
+    # The paper leaves E_i undefined without a pair: 0 is lossviz's convention.
+    lesson = content.LESSONS[0]
+    assert "convention" in lesson.notice and "undefined" in lesson.notice
+    assert "paper intends" not in lesson.notice
+    assert "undefined" in content.METRIC_HELP["Samples without pairs"]
+
+
+def test_timings_name_the_fastest_and_the_slowest():
+    timings = explore.timings(explore.TimingSetting(num_labels=4, timing_batch=8))
+    ms = timings.milliseconds
+    assert ms[timings.fastest] == min(ms.values())
+    assert ms[timings.slowest] == max(ms.values())
+
+
+def test_train_facts_are_the_training_task_at_its_defaults():
+    facts = explore.train_facts()
+    defaults = {name: spec[0] for name, spec in task.PARAMS.items()}
+    assert facts.hidden_units == defaults["hidden_units"]
+    assert facts.num_labels == defaults["num_labels"]
+    assert facts.num_features == defaults["num_features"]
+    assert facts.label_density == defaults["label_density"]
+    assert facts.num_heldout == task.NUM_HELDOUT
+    assert facts.threshold == task.THRESHOLD
+    data = task.multilabel_dataset(0, num_train=4096)
+    assert data["y"].sum(axis=1).mean() == pytest.approx(
+        facts.labels_per_sample, abs=0.1
+    )
+    assert data["x"].shape[1] == facts.num_features
+    model = task.build_model(facts.num_features, facts.num_labels)
+    assert model.get_layer("hidden").units == facts.hidden_units
+    text = content.train_intro(facts).replace("\n", " ")
+    assert f"one hidden layer of {facts.hidden_units} units" in text
+    assert f"{facts.labels_per_sample:.2f} of {facts.num_labels} labels" in text
+    assert f"{facts.num_heldout} held-out samples" in text
+
+
+# ------------------------------------------------------------- the flipped sign
+
+
+def numpy_descent(labels, logits, flipped: bool):
+    """SGD on the logits, float64, with the gradient by hand."""
+    c = logits.astype(np.float64).copy()
+    positive = labels == 1
+    losses, shares = [], []
+    for step in range(attempts.STEPS + 1):
+        if flipped:
+            loss, grad = bpmll_reference(labels, -c)  # exp(c_k - c_l)
+            grad = -grad
+        else:
+            loss, grad = bpmll_reference(labels, c)
+        losses.append(loss.mean())
+        pairs = positive[:, :, None] & ~positive[:, None, :]
+        right = c[:, :, None] > c[:, None, :]
+        shares.append(np.sum(pairs & right) / np.sum(pairs))
+        if step < attempts.STEPS:
+            c -= attempts.LEARNING_RATE * grad / len(c)
+    return np.array(losses), np.array(shares)
+
+
+def test_the_flipped_sign_descends_as_numpy_does():
+    batch = attempts.example_batch(0)
+    descent = attempts.flipped_descent(0)
+    for run, flipped in ((descent.flipped, True), (descent.fix, False)):
+        losses, shares = numpy_descent(batch.labels, batch.logits, flipped)
+        np.testing.assert_allclose(run.loss, losses, rtol=1e-3)
+        np.testing.assert_allclose(run.ranking, shares, atol=1 / 53 + 1e-9)
+    # The ranking gets worse while the loss falls; lossviz's ranks right.
+    assert descent.flipped.loss[-1] < descent.flipped.loss[0]
+    assert descent.flipped.ranking[-1] < descent.flipped.ranking[0]
+    assert descent.fix.ranking[-1] > descent.fix.ranking[0]
+    caption = content.descent_caption(descent)
+    assert f"pairs ranked right fall {descent.flipped.ranking[0]:.0%} → " in caption
+    assert f"{descent.flipped.ranking[-1]:.0%}" in caption
+
+
+def test_the_flipped_attempt_reports_the_ends_of_its_descent():
+    (flipped,) = [a for a in attempts.ATTEMPTS if a.key == "flipped_sign"]
+    outcome = flipped.run(attempts.example_batch(0))
+    descent = attempts.flipped_descent(0)
+    assert outcome.kind == "wrong"
+    assert outcome.numbers["loss_before"] == descent.flipped.loss[0]
+    assert outcome.numbers["loss_after"] == descent.flipped.loss[-1]
+    assert outcome.numbers["ranking_after"] == descent.flipped.ranking[-1]
+    assert outcome.numbers["fix_ranking_after"] == descent.fix.ranking[-1]

@@ -6,10 +6,14 @@ tests/test_explore_multilabel.py."""
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from lossviz.explore import multilabel as explore
+from lossviz.explore.attempts import multilabel as attempts
+from ui.attempts import SECTION
+from ui.figures import multilabel as figures
 from ui.layout import format_value
 from views.content import multilabel as content
 
@@ -72,13 +76,72 @@ def test_page_shows_what_explore_computes(app):
     assert any(v.startswith("2 of 8 samples have no positive") for v in infos)
     # Nothing non-finite in the example at the defaults; only the sweep, which
     # runs to a scale of 60, passes the float32 range.
-    warnings = [w.value for w in app.warning]
+    # (The other warnings are the original attempts' wrong results.)
+    warnings = [w.value for w in app.warning if "not finite" in w.value]
     assert warnings and all("over the sweep" in w for w in warnings), warnings
-    assert len(app.get("plotly_chart")) == 5  # bars, 2 heatmaps, 2 sweep curves
+    # bars, 2 heatmaps, 2 sweep curves, the flipped sign's 2 curves
+    assert len(app.get("plotly_chart")) == 7
     sweep = explore.scale_sweep(explore.SweepSetting(), seed=0)
     caption = " ".join(c.value for c in app.caption)
+    assert content.sweep_caption(sweep) in caption
     assert f"overflows from a scale of {sweep.factorised_overflow:g}" in caption
-    assert f"loss overflows from a scale of {sweep.loss_overflow:g}" in caption
+    assert f"batch mean overflows from a scale of {sweep.loss_overflow:g}" in caption
+    point = explore.at_setting(explore.Setting(), seed=0)
+    assert content.gradient_caption(point) in caption
+    wide = explore.scale_sweep(explore.SweepSetting(num_labels=256), seed=0)
+    intro = content.intro(sweep, wide, explore.FLOAT32_MAX, explore.LOG_FLOAT32_MAX)
+    assert any(m.value == intro.strip() for m in app.markdown)
+    train = content.train_intro(explore.train_facts())
+    assert any(m.value == train.strip() for m in app.markdown)
+
+
+def test_the_original_attempts_fail_on_the_page(app):
+    set_defaults(app)
+    sections = [s.value for s in app.subheader]
+    assert SECTION in sections
+    # After the main sections, before "Use it in your model" and training.
+    assert sections.index(SECTION) > sections.index(
+        "Loss and gradient as the logit scale grows"
+    )
+    assert sections.index(SECTION) < sections.index("Train it")
+    outcomes = attempts.run_all(seed=0)
+    assert [a.key for a, _ in outcomes] == [
+        "python_loop", "flipped_sign", "upper_triangle", "outer_product"
+    ]  # fmt: skip
+    alerts = [e.value for e in app.error] + [w.value for w in app.warning]
+    for attempt, outcome in outcomes:
+        assert outcome.kind != "ok", attempt.key
+        assert outcome.message in alerts, attempt.key
+        assert any(c.value == attempt.code.strip() for c in app.code), attempt.key
+    loop = dict(outcomes)[attempts.ATTEMPTS[0]]
+    assert "cannot be interpreted as an integer" in loop.message
+    caption = " ".join(c.value for c in app.caption)
+    assert content.descent_caption(attempts.flipped_descent(0)) in caption
+
+
+def test_a_slider_move_does_not_rerun_the_attempts(monkeypatch):
+    calls = []
+    run_all, descent = attempts.run_all, attempts.flipped_descent
+
+    def counted(seed=0):
+        calls.append(seed)
+        return run_all(seed)
+
+    def counted_descent(seed=0):
+        calls.append(("descent", seed))
+        return descent(seed)
+
+    # A new function is a new cache: the first run computes, moves do not.
+    monkeypatch.setattr(attempts, "run_all", counted)
+    monkeypatch.setattr(attempts, "flipped_descent", counted_descent)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    first = list(calls)
+    assert first.count(0) == 1 and ("descent", 0) in first
+    at.slider(key="multilabel_logit_scale").set_value(10.0).run()
+    at.select_slider(key="multilabel_num_labels").set_value(12).run()
+    assert not at.exception, at.exception
+    assert calls == first
 
 
 def test_forms_and_timing_tables(app):
@@ -255,3 +318,14 @@ def test_page_trains_inside_the_app():
     (run,) = at.session_state["train_runs_multilabel"]
     assert run["history"]["ranking_loss"]
     assert at.markdown[-1].value.startswith("**#1 BP-MLL**")
+
+
+def test_the_flipped_sign_chart_draws_both_runs():
+    descent = attempts.flipped_descent(0)
+    drawn = figures.flipped_descent(descent)
+    for fig, field in ((drawn.loss, "loss"), (drawn.ranking, "ranking")):
+        go.Figure(fig.to_dict())  # validates every attribute
+        flipped, fix = fig.data
+        np.testing.assert_allclose(flipped.y, getattr(descent.flipped, field))
+        np.testing.assert_allclose(fix.y, getattr(descent.fix, field))
+        assert list(flipped.x) == list(range(attempts.STEPS + 1))

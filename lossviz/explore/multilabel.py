@@ -6,10 +6,12 @@ respect to the logits, binary cross-entropy (Keras, from logits) with its
 gradient beside it, and the same loss in its four forms (loop, pairwise, log
 space, factorised product) with each form's gap to the loop; a sweep of the
 logit scale over ``SWEEP_SCALES``; the median time of each form; the Train
-panel's runs; each lesson's outcome (``check_lesson``). Every number a
-sentence on the page states (the samples without pairs, the batch means, the
-scale where the factorised product and the loss itself first overflow) is a
-field here.
+panel's runs and the facts of its introduction (``train_facts``); each
+lesson's outcome (``check_lesson``). Every number a sentence on the page
+states (the samples without pairs, the batch means, the share of gradients
+of the expected sign, the largest gap between forms, the growth of each loss
+with the scale, the scales where the factorised product, the batch mean and
+a sample's loss first overflow) is a field here.
 
 The graph of the values and gradients is compiled once, for any batch and
 label count (``[None, None]`` inputs), and fed tensors, so a slider move never
@@ -32,6 +34,7 @@ from lossviz import analysis, multilabel
 from lossviz._common import as_float, check_number
 from lossviz._tf import tf
 from lossviz.explore._base import Claim, RunSpec, TrainSpec, first_where, grad_norms
+from lossviz.training import multilabel as task
 
 # isort: split
 # After lossviz: it imports TensorFlow quietly, keras would import it noisily.
@@ -45,6 +48,11 @@ MAX_LABELS = 256  # the pairwise form holds [B, L, L]; the page offers up to 256
 SWEEP_SCALES = np.arange(1.5, 60.1, 1.5)  # 40 points, 1.5 apart
 TIMING_REPEATS = 5
 TIMING_SCALE, TIMING_DENSITY = 3.0, 0.4
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# A loss above FLOAT32_MAX needs a pair ranked this many logits the wrong way:
+# E is a mean of e^(c_l - c_k), so E <= e^(largest c_l - c_k).
+LOG_FLOAT32_MAX = float(np.log(FLOAT32_MAX))
+FLOAT32_ROUNDING = 2.0**-24  # unit roundoff of float32
 
 # What the page's "Use it in your model" shows the source of.
 SOURCES = (multilabel.bpmll_loss, multilabel.BPMLL)
@@ -236,7 +244,21 @@ class Point:
     ``relative_gap`` to the loop; ``mean_loss``, ``mean_bce`` and
     ``mean_factorised``: ``batch_mean`` of each; ``without_pairs [B]``: the
     rows with no positive or no negative label, and ``num_without_pairs``
-    their count.
+    their count; ``without_pairs_zero``: whether each of them gives BP-MLL 0
+    with a gradient of exactly 0, and ``bce_moves_without_pairs`` how many of
+    them binary cross-entropy still gives a non-zero gradient.
+
+    What the gradient caption states: ``sign_share``, the share of the labels
+    in rows with pairs whose gradient has the sign of its role (negative for
+    a positive label, positive for a negative one), ``wrong_sign_count``, how
+    many have the opposite sign (0 in exact arithmetic: the others are 0 or
+    NaN), and ``row_sum_gap``, the
+    largest ``|sum of a row's gradient| / sum of its absolute values`` (0 in
+    exact arithmetic: BP-MLL only ranks); both None without a row with pairs,
+    ``row_sum_gap`` NaN where a gradient is not finite. What the timing
+    caption states: ``largest_finite_gap``, the largest finite value of
+    ``form_gaps`` (0 if none), and ``largest_log_loss``, the largest
+    ``|log E|`` of a sample with a finite, positive loss (None if none).
     """
 
     setting: Setting
@@ -254,15 +276,39 @@ class Point:
     mean_loss: float
     mean_bce: float
     mean_factorised: float
+    without_pairs_zero: bool
+    bce_moves_without_pairs: int
+    sign_share: float | None
+    wrong_sign_count: int
+    row_sum_gap: float | None
+    largest_finite_gap: float
+    largest_log_loss: float | None
 
 
 @dataclass(frozen=True)
 class Sweep:
     """The batch-mean losses and gradient norms over ``scales`` (``SWEEP_SCALES``),
     the same labels and unit logits throughout, for BP-MLL (log space), the
-    factorised product and binary cross-entropy. ``loss_overflow`` and
-    ``factorised_overflow``: the first scale where that batch mean is not
-    finite (None if there is none)."""
+    factorised product and binary cross-entropy.
+
+    ``loss_overflow`` and ``factorised_overflow``: the first scale where that
+    batch mean is not finite (Keras sums the batch in float32, so this can
+    come before any sample's loss overflows); ``sample_overflow``: the first
+    scale where some sample's log-space loss itself is not finite; each None
+    if there is none. ``curves_gap``: the largest relative gap between the
+    two BP-MLL batch means where both are finite.
+
+    How fast each grows with the scale: ``widest_gap``, the widest wrong-way
+    gap ``c_l - c_k`` (``l`` negative, ``k`` positive) of the unit draw, so
+    the worst pair at scale ``s`` is ranked ``widest_gap * s`` the wrong way
+    (at most 2; None without a row with pairs); ``loss_growth`` and
+    ``grad_growth``, the slope of ``log`` of the BP-MLL batch mean and of its
+    gradient norm per unit of scale between the last two scales where they
+    are finite and positive (None if there are no such two); ``bce_growth``,
+    the slope of the cross-entropy batch mean between its last two scales.
+    The slope of ``log E`` is a weighted mean of the pairs' gaps, so
+    ``loss_growth <= widest_gap``, rising toward it as the worst pair takes
+    over."""
 
     setting: SweepSetting
     scales: np.ndarray
@@ -274,18 +320,27 @@ class Sweep:
     bce_grad_norm: np.ndarray
     loss_overflow: float | None
     factorised_overflow: float | None
+    sample_overflow: float | None
+    curves_gap: float
+    widest_gap: float | None
+    loss_growth: float | None
+    grad_growth: float | None
+    bce_growth: float | None
 
 
 @dataclass(frozen=True)
 class Timings:
     """Median milliseconds per eager call of each form on a seeded
     ``timing_batch x num_labels`` batch (``repeats`` calls after a warm-up),
-    and each as a multiple of the log-space form's."""
+    each as a multiple of the log-space form's, and the ``fastest`` and the
+    ``slowest`` form of this measurement."""
 
     setting: TimingSetting
     milliseconds: dict
     relative: dict
     repeats: int
+    fastest: str
+    slowest: str
 
 
 _MATRIX = tf.TensorSpec([None, None], tf.float32)
@@ -355,6 +410,8 @@ def at_setting(setting: Setting, seed: int = 0) -> Point:
     }
     positives = y_true.sum(axis=-1)
     without_pairs = (positives == 0) | (positives == y_true.shape[1])
+    form_gaps = {name: relative_gap(v, forms["loop"]) for name, v in forms.items()}
+    finite_gaps = [gap for gap in form_gaps.values() if np.isfinite(gap)]
     return Point(
         setting=setting,
         y_true=y_true,
@@ -367,11 +424,42 @@ def at_setting(setting: Setting, seed: int = 0) -> Point:
         bce=bce,
         bce_grad=bce_grad,
         forms=forms,
-        form_gaps={name: relative_gap(v, forms["loop"]) for name, v in forms.items()},
+        form_gaps=form_gaps,
         mean_loss=float(batch_mean(loss)),
         mean_bce=float(batch_mean(bce)),
         mean_factorised=float(batch_mean(forms["factorised"])),
+        without_pairs_zero=bool(
+            not np.any(loss[without_pairs]) and not np.any(grad[without_pairs])
+        ),
+        bce_moves_without_pairs=int(np.sum(np.any(bce_grad[without_pairs], axis=-1))),
+        **_gradient_facts(y_true > 0.5, grad, ~without_pairs),
+        largest_finite_gap=max(finite_gaps, default=0.0),
+        largest_log_loss=_largest_log(loss),
     )
+
+
+def _gradient_facts(positive, grad, has_pairs) -> dict:
+    """``sign_share`` and ``row_sum_gap`` of ``Point`` (see there)."""
+    if not has_pairs.any():
+        return {"sign_share": None, "wrong_sign_count": 0, "row_sum_gap": None}
+    positive, grad = positive[has_pairs], grad[has_pairs].astype(np.float64)
+    expected = np.where(positive, grad < 0, grad > 0)
+    opposite = np.where(positive, grad > 0, grad < 0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = np.sum(np.abs(grad), axis=-1)
+        gap = np.abs(np.sum(grad, axis=-1)) / np.where(total > 0, total, 1.0)
+    return {
+        "sign_share": float(np.mean(expected)),
+        "wrong_sign_count": int(np.sum(opposite)),
+        "row_sum_gap": float(np.max(gap)),
+    }
+
+
+def _largest_log(loss) -> float | None:
+    """The largest ``|log E|`` of a finite, positive ``E`` in ``loss``."""
+    loss = np.asarray(loss, dtype=np.float64)
+    kept = loss[np.isfinite(loss) & (loss > 0)]
+    return float(np.max(np.abs(np.log(kept)))) if kept.size else None
 
 
 def scale_sweep(setting: SweepSetting, seed: int = 0) -> Sweep:
@@ -396,6 +484,11 @@ def scale_sweep(setting: SweepSetting, seed: int = 0) -> Sweep:
     }
     means = {name: batch_mean(values) for name, (values, _) in out.items()}
     norms = {name: grad_norms(grads, axis=(1, 2)) for name, (_, grads) in out.items()}
+    both = np.isfinite(means["loss"]) & np.isfinite(means["factorised"])
+    unit_batch = example_batch(
+        NUM_SAMPLES, setting.num_labels, label_density=setting.label_density,
+        logit_scale=1.0, seed=seed,
+    )  # fmt: skip
     return Sweep(
         setting=setting,
         scales=SWEEP_SCALES.copy(),
@@ -409,7 +502,45 @@ def scale_sweep(setting: SweepSetting, seed: int = 0) -> Sweep:
         factorised_overflow=first_where(
             SWEEP_SCALES, ~np.isfinite(means["factorised"])
         ),
+        sample_overflow=first_where(
+            SWEEP_SCALES, ~np.isfinite(out["loss"][0]).all(axis=1)
+        ),
+        curves_gap=relative_gap(means["factorised"][both], means["loss"][both]),
+        widest_gap=widest_gap(*unit_batch),
+        loss_growth=_log_slope(SWEEP_SCALES, means["loss"]),
+        grad_growth=_log_slope(SWEEP_SCALES, norms["loss"]),
+        bce_growth=_slope(SWEEP_SCALES, means["bce"]),
     )
+
+
+def widest_gap(y_true, logits) -> float | None:
+    """The widest wrong-way gap ``max c_l - min c_k`` (``l`` negative, ``k``
+    positive) over the rows with pairs; None if no row has a pair."""
+    positive = np.asarray(y_true) > 0.5
+    logits = np.asarray(logits, dtype=np.float64)
+    has_pairs = positive.any(axis=-1) & ~positive.all(axis=-1)
+    if not has_pairs.any():
+        return None
+    positive, logits = positive[has_pairs], logits[has_pairs]
+    highest_negative = np.max(np.where(positive, -np.inf, logits), axis=-1)
+    lowest_positive = np.min(np.where(positive, logits, np.inf), axis=-1)
+    return float(np.max(highest_negative - lowest_positive))
+
+
+def _slope(x, y) -> float | None:
+    """``dy/dx`` between the last two points where ``y`` is finite."""
+    kept = np.flatnonzero(np.isfinite(y))
+    if kept.size < 2:
+        return None
+    a, b = kept[-2], kept[-1]
+    return float((y[b] - y[a]) / (x[b] - x[a]))
+
+
+def _log_slope(x, y) -> float | None:
+    """``_slope`` of ``log y`` over the points where ``y`` is positive."""
+    y = np.asarray(y, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _slope(x, np.where(y > 0, np.log(y), np.nan))
 
 
 def timings(setting: TimingSetting, run: int = 0) -> Timings:
@@ -432,6 +563,8 @@ def timings(setting: TimingSetting, run: int = 0) -> Timings:
         milliseconds={name: s * 1e3 for name, s in seconds.items()},
         relative={name: s / seconds["log space"] for name, s in seconds.items()},
         repeats=TIMING_REPEATS,
+        fastest=min(seconds, key=seconds.get),
+        slowest=max(seconds, key=seconds.get),
     )
 
 
@@ -439,12 +572,13 @@ def check_lesson(name: str, values: Mapping, seed: int) -> Claim:
     """The outcome the lesson ``name`` states, at the control ``values`` (by
     name, as the page holds them).
 
-    - ``"no_pairs"``: some samples have no (positive, negative) pair, and each
-      of them gives BP-MLL 0 with a gradient of exactly 0;
+    - ``"no_pairs"``: some samples have no (positive, negative) pair, so
+      ``|Y||Ybar| = 0``, and each of them gives BP-MLL 0 with a gradient of
+      exactly 0;
     - ``"overflow"``: the factorised product is +Inf in some sample, every
-      log-space value and gradient is finite, and the log-space batch mean
-      itself first overflows a few scales further on (at most 6 above the
-      setting's).
+      log-space value and gradient is finite, and a few scales further on (at
+      most 6 above the setting's) some sample's log-space loss itself passes
+      the float32 maximum.
     """
     setting = Setting(
         label_density=values["label_density"],
@@ -453,33 +587,72 @@ def check_lesson(name: str, values: Mapping, seed: int) -> Claim:
     )
     point = at_setting(setting, seed)
     if name == "no_pairs":
-        rows = point.without_pairs
-        zero = not np.any(point.loss[rows]) and not np.any(point.grad[rows])
+        count, zero = point.num_without_pairs, point.without_pairs_zero
         return Claim(
-            holds=bool(rows.any()) and zero,
-            statement=f"{point.num_without_pairs} of {NUM_SAMPLES} samples have no "
-            f"pairs, and {'each gives' if zero else 'not all give'} BP-MLL 0 with "
-            "a gradient of exactly 0.",
+            holds=count > 0 and zero,
+            statement=f"{count} of {NUM_SAMPLES} samples have no pairs "
+            f"(|Y||Ȳ| = 0), and {'each gives' if zero else 'not all give'} BP-MLL "
+            "0 with a gradient of exactly 0.",
         )
     if name == "overflow":
-        overflowed = ~np.isfinite(point.forms["factorised"])
+        overflowed = np.isposinf(point.forms["factorised"])
         finite = np.isfinite(point.loss).all() and np.isfinite(point.grad).all()
-        overflow = scale_sweep(setting.sweep_setting, seed).loss_overflow
+        overflow = scale_sweep(setting.sweep_setting, seed).sample_overflow
         further = overflow is not None and 0 < overflow - setting.logit_scale <= 6
         loss_text = (
-            f"every log-space value is finite (largest {np.max(point.loss):.3g})"
+            "every log-space value and gradient is finite (largest value "
+            f"{np.max(point.loss):.3g})"
             if finite
             else "the log-space form is not finite either"
         )
-        at = "never" if overflow is None else f"from a scale of {overflow:g}"
+        at = (
+            "at no scale of the sweep"
+            if overflow is None
+            else f"from a scale of {overflow:g}, "
+            f"{overflow - setting.logit_scale:g} above this one"
+        )
         return Claim(
             holds=bool(overflowed.any() and finite and further),
             statement=f"At a scale of {setting.logit_scale:g} with "
             f"{setting.num_labels} labels the factorised product is +Inf in "
             f"{int(overflowed.sum())} of {NUM_SAMPLES} samples while {loss_text}; "
-            f"the log-space batch mean overflows {at}.",
+            f"a sample's log-space loss itself passes the float32 maximum {at}.",
         )
     raise ValueError(f"`name` must be 'no_pairs' or 'overflow', got {name!r}.")
+
+
+@dataclass(frozen=True)
+class TrainFacts:
+    """What the Train panel's introduction states about its task, from
+    ``lossviz.training.multilabel`` at its defaults: the model's
+    ``hidden_units``, the ``num_labels`` logits, the ``num_features``, the
+    ``label_density``, the expected ``labels_per_sample`` (a sample drawn
+    without a positive gets one: ``L·d + (1 - d)^L``), the ``num_heldout``
+    samples scored after each epoch and the logit ``threshold`` of the
+    Hamming loss."""
+
+    hidden_units: int
+    num_labels: int
+    num_features: int
+    label_density: float
+    labels_per_sample: float
+    num_heldout: int
+    threshold: float
+
+
+def train_facts() -> TrainFacts:
+    """The Train panel's task at its defaults (``TrainFacts``)."""
+    params = task.check_params({})
+    labels, density = params["num_labels"], params["label_density"]
+    return TrainFacts(
+        hidden_units=params["hidden_units"],
+        num_labels=labels,
+        num_features=params["num_features"],
+        label_density=density,
+        labels_per_sample=labels * density + (1 - density) ** labels,
+        num_heldout=task.NUM_HELDOUT,
+        threshold=task.THRESHOLD,
+    )
 
 
 def train_runs(setting: Setting | None = None) -> tuple[RunSpec, ...]:

@@ -1,5 +1,6 @@
 """The figures and tables of the "Multi-label ranking (BP-MLL)" page, from the
-explore layer's ``Point``, ``Sweep`` and ``Timings``.
+explore layer's ``Point``, ``Sweep`` and ``Timings``, and the attempts
+module's ``FlippedDescent``.
 
 ``at_point`` and ``over_scales`` build a setting's figures together, so the
 page caches them with one call each: hashing a ``Point`` for the cache key
@@ -143,3 +144,36 @@ def timing_table(point, timings, notes: dict) -> dict:
             format_value(point.form_gaps[name], digits=3) for name in forms
         ],
     }
+
+
+@dataclass(frozen=True)
+class DescentFigures:
+    loss: go.Figure
+    ranking: go.Figure
+
+
+def flipped_descent(descent) -> DescentFigures:
+    """The batch-mean loss and the share of (positive, negative) pairs ranked
+    right over the SGD steps, for the flipped loop and for lossviz."""
+    steps = list(range(len(descent.fix.loss)))
+    runs = {
+        "exp(c_k − c_l): the flipped sign": descent.flipped,
+        "lossviz.bpmll_loss": descent.fix,
+    }
+    panels = {  # field of a Descent: (title, y title)
+        "loss": ("Both losses fall…", "batch-mean loss"),
+        "ranking": ("…while the ranking goes opposite ways", "pairs ranked right"),
+    }
+    figures = {
+        field: charts.line(
+            steps,
+            {name: getattr(run, field) for name, run in runs.items()},
+            title=title,
+            x_title="SGD step",
+            y_title=y_title,
+        )
+        for field, (title, y_title) in panels.items()
+    }
+    shares = {"range": [-0.02, 1.02], "tickformat": ".0%"}
+    figures["ranking"].update_layout(yaxis=shares)
+    return DescentFigures(**figures)

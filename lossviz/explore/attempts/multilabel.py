@@ -5,10 +5,13 @@ a positive label ``k`` and a negative label ``l``. The attempts: a Python
 loop over the batch, the same loop with the exponent's sign flipped, the
 upper triangle of an outer product (the wrong pairs), and the outer-product
 form that divides by ``|Y||Ybar|`` and sums the batch into one number.
+``flipped_descent`` records the flipped sign's descent step by step, beside
+lossviz's, for the page's chart.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 # TensorFlow first, through the quiet import: keras would import it noisily.
@@ -39,12 +42,14 @@ STEPS, LEARNING_RATE = 40, 0.5
 class Batch:
     """``labels`` 0/1 float32 ``[B, L]``, every row with a positive and a
     negative label; ``no_positive``: the same with row ``DEGENERATE_ROW`` all
-    0; ``logits [B, L]`` float32; ``features [B, 3]`` for a tiny model."""
+    0; ``logits [B, L]`` float32; ``features [B, 3]`` for a tiny model;
+    ``seed``: the seed that drew them."""
 
     labels: np.ndarray
     no_positive: np.ndarray
     logits: np.ndarray
     features: np.ndarray
+    seed: int
 
 
 def example_batch(seed=0) -> Batch:
@@ -60,6 +65,7 @@ def example_batch(seed=0) -> Batch:
         no_positive=no_positive,
         logits=rng.normal(size=(NUM_SAMPLES, NUM_LABELS)).astype(np.float32),
         features=rng.normal(size=(NUM_SAMPLES, 3)).astype(np.float32),
+        seed=seed,
     )
 
 
@@ -160,40 +166,89 @@ def _run_loop(function, batch: Batch) -> Outcome:
     return unexpected(fitted.history["loss"], "model.fit", **common)
 
 
-def _descend(loss, labels, logits):
-    """Plain SGD on the logits themselves: (loss before, loss after, final
-    logits), the loss being the batch mean."""
-    variable = tf.Variable(logits)
-    before = float(tf.reduce_mean(loss(labels, variable)))
-    for _ in range(STEPS):
+@dataclass(frozen=True)
+class Descent:
+    """Plain SGD on the logits themselves (no model): ``loss`` (the batch
+    mean) and ``ranking`` (``ranking_share``) before the first step and after
+    each of the ``STEPS`` steps, ``[STEPS + 1]`` each, and the final
+    ``logits``."""
+
+    loss: np.ndarray
+    ranking: np.ndarray
+    logits: np.ndarray
+
+
+@dataclass(frozen=True)
+class FlippedDescent:
+    """The same descent, from the same logits, on the flipped loop
+    (``flipped``) and on ``lossviz.bpmll_loss`` (``fix``): what the chart of
+    the flipped sign draws."""
+
+    flipped: Descent
+    fix: Descent
+    steps: int = STEPS
+    learning_rate: float = LEARNING_RATE
+
+
+def descend(loss, labels, logits) -> Descent:
+    """``STEPS`` steps of plain SGD (``LEARNING_RATE``) on ``logits`` for the
+    batch mean of ``loss(labels, logits)``, recorded at every step."""
+    labels = np.asarray(labels, dtype=np.float32)
+    targets = tf.constant(labels)
+    variable = tf.Variable(np.asarray(logits, dtype=np.float32))
+    losses, shares = [], []
+    for step in range(STEPS + 1):
         with tf.GradientTape() as tape:
-            value = tf.reduce_mean(loss(labels, variable))
-        variable.assign_sub(LEARNING_RATE * tape.gradient(value, variable))
-    after = float(tf.reduce_mean(loss(labels, variable)))
-    return before, after, variable.numpy()
+            value = tf.reduce_mean(loss(targets, variable))
+        losses.append(float(value))
+        shares.append(ranking_share(labels, variable.numpy()))
+        if step < STEPS:
+            variable.assign_sub(LEARNING_RATE * tape.gradient(value, variable))
+    return Descent(np.array(losses), np.array(shares), variable.numpy())
+
+
+def _descents(function, batch: Batch) -> FlippedDescent:
+    return FlippedDescent(
+        flipped=descend(function, batch.labels, batch.logits),
+        fix=descend(multilabel.bpmll_loss, batch.labels, batch.logits),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def flipped_descent(seed=0) -> FlippedDescent:
+    """The flipped loop and lossviz's loss, descended step by step on
+    ``example_batch(seed)``: the run behind the flipped attempt's outcome,
+    kept (the eager loop takes seconds), so the page's chart and the outcome
+    share it."""
+    return _descents(bpmll_loop_flipped, example_batch(seed))
 
 
 def _run_flipped(function, batch: Batch) -> Outcome:
-    labels = tf.constant(batch.labels)
-    before, after, final = _descend(function, labels, batch.logits)
-    fix_before, fix_after, fix_final = _descend(
-        multilabel.bpmll_loss, labels, batch.logits
+    drawn = example_batch(batch.seed)
+    seeded = function is bpmll_loop_flipped and all(
+        np.array_equal(getattr(batch, name), getattr(drawn, name))
+        for name in ("labels", "logits")
     )
-    share_before = ranking_share(batch.labels, batch.logits)
+    descent = flipped_descent(batch.seed) if seeded else _descents(function, batch)
+    flipped, fix = descent.flipped, descent.fix
+    before, after = float(flipped.loss[0]), float(flipped.loss[-1])
+    fix_before, fix_after = float(fix.loss[0]), float(fix.loss[-1])
+    final = flipped.logits
+    share_before = float(flipped.ranking[0])
     numbers = {
         "loss_before": before,
         "loss_after": after,
         "ranking_before": share_before,
-        "ranking_after": ranking_share(batch.labels, final),
+        "ranking_after": float(flipped.ranking[-1]),
         "fix_loss_before": fix_before,
         "fix_loss_after": fix_after,
-        "fix_ranking_after": ranking_share(batch.labels, fix_final),
+        "fix_ranking_after": float(fix.ranking[-1]),
         "steps": STEPS,
         "learning_rate": LEARNING_RATE,
     }
     common = dict(
         numbers=numbers,
-        fix_value=fix_final,
+        fix_value=fix.logits,
         fix_message=(
             f"lossviz.bpmll_loss, the same {STEPS} steps: loss {fmt(fix_before)} -> "
             f"{fmt(fix_after)}, pairs ranked right {share_before:.0%} -> "
@@ -333,8 +388,8 @@ ATTEMPTS = (
             "the sum makes one number of the batch"
         ),
         fix=(
-            "`lossviz.bpmll_loss` returns [batch], 0 for a row without pairs, "
-            "with zero gradient"
+            "`lossviz.bpmll_loss` returns [batch], and 0 with a zero gradient for a "
+            "row without pairs (a convention: the paper leaves it undefined)"
         ),
         task="multilabel",
         outputs="logits",
