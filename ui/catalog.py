@@ -49,8 +49,8 @@ PAGES = [
         "Multi-label ranking (BP-MLL)",
         ":material/label:",
         "The BP-MLL ranking loss, vectorised: the same number as the textbook "
-        "double loop, thousands of times faster, and finite where the naive "
-        "form overflows.",
+        "double loop, hundreds of times faster, and in log space, finite at "
+        "logit scales where the textbook product overflows.",
     ),
     (
         "views/check.py",
