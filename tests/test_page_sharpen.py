@@ -5,13 +5,18 @@ page does: it runs, its controls move what they should, it shows the explore
 layer's numbers as they are, and its Train panel runs.
 """
 
+import ast
 from pathlib import Path
 
+import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import ui
 from lossviz.explore import sharpen as explore
+from lossviz.explore.attempts import sharpen as attempts
+from ui.attempts import SECTION as ATTEMPTS_SECTION
+from ui.figures import sharpen as figures
 from views.content import sharpen as content
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,7 +24,9 @@ PAGE = str(ROOT / "views" / "sharpen.py")
 
 # name -> (widget, min, default, max)
 CONTROLS = {
+    "sharpen_by": ("radio", "power", "power", "temperature"),
     "power": ("select_slider", 0.1, 2.0, 1e4),
+    "temperature": ("select_slider", 1e-4, 0.5, 10.0),
     "iterations": ("slider", 1, 1, 10),
     "distance": ("selectbox", "cosine", "cosine", "mse"),
     "logit_scale": ("slider", 0.5, 2.0, 8.0),
@@ -28,8 +35,19 @@ CONTROLS = {
 }
 
 
+# The controls that only the one or the other way of sharpening uses.
+ONLY_BY = {"power": "power", "iterations": "power", "temperature": "temperature"}
+
+
 def widget(at, name):
     return getattr(at, CONTROLS[name][0])(key=content.CONTROLS.key(name))
+
+
+def sharpen_by(at, by):
+    """Chooses how to sharpen, and runs (the controls it greys out change)."""
+    widget(at, "sharpen_by").set_value(by)
+    at.run()
+    assert not at.exception, at.exception
 
 
 def metrics(at):
@@ -55,9 +73,18 @@ def test_the_declaration_matches_the_explore_layer():
         assert controls[name].default == default, name
         assert (bounds[0], bounds[-1]) in ((low, high), (default, default)), name
     assert controls["sample"].options == tuple(range(explore.NUM_SAMPLES))
-    # the sweep spans the power control's range
+    assert controls["sharpen_by"].options == explore.SHARPEN_BY
+    assert controls["temperature"].options == explore.PARAMS["temperature"].ui_options
+    # at the defaults the greyed temperature shows the derived one, T = 1/k
+    assert controls["temperature"].default == 1 / controls["power"].default
+    # the sweeps span the power and the temperature controls' ranges
     assert explore.SWEEP_POWERS[0] == pytest.approx(controls["power"].options[0])
     assert explore.SWEEP_POWERS[-1] == pytest.approx(controls["power"].options[-1])
+    temperatures = controls["temperature"].options
+    assert explore.SWEEP_TEMPERATURES.max() == pytest.approx(temperatures[-1])
+    assert explore.SWEEP_TEMPERATURES.min() == pytest.approx(temperatures[0])
+    # "Sharpen by" is drawn first: the controls it greys out see its value
+    assert content.COLUMNS[0][0] == "sharpen_by"
 
 
 def test_page_runs_with_title_formula_and_metrics(app):
@@ -67,10 +94,10 @@ def test_page_runs_with_title_formula_and_metrics(app):
     assert set(shown) == {
         "Loss (batch mean)",
         "‖∂L/∂logits‖",
-        "Temperature 1/kⁿ",
+        "Temperature T = 1/kⁿ",
         "Naive: NaN/Inf count",
     }
-    assert shown["Temperature 1/kⁿ"] == "0.5"
+    assert shown["Temperature T = 1/kⁿ"] == "0.5"
     assert shown["Naive: NaN/Inf count"] == "0"
     assert all("⚠" not in value for value in shown.values())
     # the sweep reaches powers where the naive form is NaN, and says so
@@ -84,9 +111,16 @@ def test_the_page_shows_the_explore_layers_numbers(app):
     assert shown["Loss (batch mean)"] == ui.format_value(point.mean_loss)
     assert shown["‖∂L/∂logits‖"] == ui.format_value(point.grad_norm)
     assert ui.format_value(point.max_gap, 3) in captions(app)
-    sweep = explore.power_sweep(explore.SweepSetting(), 0)
+    sweep = explore.sweep(explore.SweepSetting(), 0)
     assert f"{len(sweep.powers)} powers from 0.1 to 10000" in captions(app)
     assert f"From k ≈ {sweep.first_zero_grad:.3g} the gradient" in captions(app)
+    # the intro's numbers are the explore layer's, at the defaults and seed 0
+    facts = explore.facts(0)
+    intro = " ".join(m.value for m in app.markdown)
+    assert f"Raise the power to k ≈ {facts.naive_nan_from:.3g} or more." in intro
+    assert f"from k ≈ {facts.zero_grad_from:.3g} the gradient is exactly 0" in intro
+    assert f"vocabulary of {facts.vocab_size} tokens" in intro
+    assert content.train_intro(explore.TRAIN_FACTS).strip() in intro
 
 
 def test_every_chart_has_a_text_summary(app):
@@ -97,11 +131,22 @@ def test_every_chart_has_a_text_summary(app):
 
 def test_every_control_at_min_default_and_max(app):
     for name, (_, low, default, high) in CONTROLS.items():
+        if name in ONLY_BY:
+            sharpen_by(app, ONLY_BY[name])
         for value in (low, high, default):
             widget(app, name).set_value(value)
             app.run()
             assert not app.exception, f"{name}={value!r}: {app.exception}"
             assert widget(app, name).value == value
+    sharpen_by(app, "power")
+
+
+def test_sharpen_by_greys_out_the_control_it_does_not_use(app):
+    for by in explore.SHARPEN_BY:
+        sharpen_by(app, by)
+        for name, used_by in ONLY_BY.items():
+            assert widget(app, name).disabled == (used_by != by), (by, name)
+    sharpen_by(app, "power")
 
 
 def test_moving_the_power_changes_the_loss_and_breaks_only_the_naive_form(app):
@@ -112,7 +157,7 @@ def test_moving_the_power_changes_the_loss_and_breaks_only_the_naive_form(app):
     assert after["Loss (batch mean)"] != before["Loss (batch mean)"]
     assert "⚠" not in after["Loss (batch mean)"]
     assert float(after["‖∂L/∂logits‖"]) < float(before["‖∂L/∂logits‖"])
-    assert after["Temperature 1/kⁿ"] == "0.005"
+    assert after["Temperature T = 1/kⁿ"] == "0.005"
     assert after["Naive: NaN/Inf count"] == "32"
     assert any("naive x**k" in w.value for w in app.warning)
     assert any("power=200," in code.value for code in app.code)
@@ -126,7 +171,7 @@ def test_iterations_raise_the_power_and_the_toggle_hardens_the_sample(app):
     widget(app, "hard").set_value(True)
     app.run()
     assert not app.exception
-    assert metrics(app)["Temperature 1/kⁿ"] == "0.125"  # 1 / 2**3
+    assert metrics(app)["Temperature T = 1/kⁿ"] == "0.125"  # 1 / 2**3
     assert "with 3 iteration(s)" in captions(app)
     assert "hard Gumbel-softmax sample:" in captions(app)
     widget(app, "iterations").set_value(1)
@@ -141,6 +186,9 @@ def test_reset_restores_defaults(app):
                "logit_scale": 4.0, "sample": 2, "hard": True}  # fmt: skip
     for name, value in changed.items():
         widget(app, name).set_value(value)
+    app.run()
+    sharpen_by(app, "temperature")
+    widget(app, "temperature").set_value(0.01)
     app.run()
     assert metrics(app) != defaults
     app.button(key="reset_sharpen").click().run()
@@ -188,3 +236,113 @@ def test_train_draws_the_curves_of_the_chosen_runs():
     assert any("held-out word accuracy after" in m.value for m in at.markdown)
     words = [df.value for df in at.dataframe if "target word" in df.value.columns]
     assert len(words) == 1 and len(words[0]) == 6
+
+
+def test_by_temperature_the_page_follows_the_temperature():
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    sharpen_by(at, "temperature")
+    widget(at, "temperature").set_value(0.02)
+    at.run()
+    assert not at.exception, at.exception
+    setting = explore.Setting(sharpen_by="temperature", temperature=0.02)
+    point = explore.at_setting(setting, 0)
+    shown = metrics(at)
+    # the power is derived, shown where the temperature was
+    assert "Temperature T = 1/kⁿ" not in shown
+    assert shown["Power k = 1/T"] == "50"
+    assert shown["Loss (batch mean)"] == ui.format_value(point.mean_loss)
+    assert shown["‖∂L/∂logits‖"] == ui.format_value(point.grad_norm)
+    assert content.derived_caption(setting) in captions(at)
+    assert "k = 1/T = 50, applied once" in captions(at)
+    # the sweep runs over the temperatures
+    assert "Across the temperature range" in [s.value for s in at.subheader]
+    sweep = explore.sweep(setting.sweep_setting, 0)
+    assert f"{len(sweep.values)} temperatures from 10 down to 0.0001" in captions(at)
+    assert f"From T ≈ {sweep.first_zero_grad:.3g} down the gradient" in captions(at)
+    assert "softmax(z / T) at T = 0.02:" in captions(at)  # the bar chart's summary
+    # the snippet sharpens the logits by T
+    snippet = next(c.value for c in at.code if "Rescaling" in c.value)
+    assert "temperature = 0.02" in snippet
+    ast.parse(snippet)
+    # the sharpened run trains at the derived power
+    assert "temperature (T = 0.02)" in at.multiselect(key="train_choice_sharpen").value
+
+
+@pytest.mark.parametrize("by", explore.SHARPEN_BY)
+def test_the_figures_are_valid_plotly(by):
+    setting = explore.Setting(sharpen_by=by, power=200.0, temperature=0.005)
+    point = explore.at_setting(setting, 0)
+    sweep = explore.sweep(setting.sweep_setting, 0)
+    built = [*figures.distributions(point, 2), figures.gradient(point)]
+    built += figures.sweep_figures(sweep, setting.driving)
+    for fig in built:
+        go.Figure(fig.to_plotly_json())  # validates every attribute
+    loss, _, top = figures.sweep_figures(sweep, setting.driving)
+    if by == "temperature":
+        # T falls to the right, so the distribution sharpens to the right;
+        # the naive form's NaN range is the low-temperature end
+        assert loss.layout.xaxis.autorange == "reversed"
+        shade = top.layout.shapes[-1]
+        assert shade.x0 == pytest.approx(sweep.values.min())
+        assert shade.x1 == pytest.approx(sweep.first_nan)
+    else:
+        assert loss.layout.xaxis.autorange is None
+    assert f"naive NaN from {'T' if by == 'temperature' else 'k'} ≈" in str(
+        top.layout.annotations
+    )
+
+
+def test_a_lesson_note_shows_its_computed_check():
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    for lesson in content.LESSONS:
+        at.button(key=f"lesson_sharpen_{lesson.title}").click().run()
+        assert not at.exception, at.exception
+        claim = explore.check_lesson(
+            lesson.check, content.CONTROLS.defaults() | lesson.settings, 0
+        )
+        notes = [i.value for i in at.info if lesson.notice in i.value]
+        assert len(notes) == 1, lesson.title
+        assert f"✓ Checked: {claim.statement}" in notes[0]
+    # moved off the lesson's settings, its note goes
+    widget(at, "sharpen_by").set_value("power")
+    at.run()
+    assert not any(
+        lesson.notice in i.value for i in at.info for lesson in content.LESSONS
+    )
+
+
+def test_the_original_attempts_fail_on_the_page_and_run_once_per_seed(monkeypatch):
+    calls = []
+    run_all = attempts.run_all
+
+    def counted(seed=0):
+        calls.append(seed)
+        return run_all(seed)
+
+    monkeypatch.setattr(attempts, "run_all", counted)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    headings = [s.value for s in at.subheader]
+    assert ATTEMPTS_SECTION in headings
+    # After the page's sections, before "Use it in your model" (an expander).
+    assert headings.index(ATTEMPTS_SECTION) > headings.index(content.SWEEP["power"])
+    texts = [m.value for m in at.markdown]
+    alerts = {a.value for a in at.error} | {a.value for a in at.warning}
+    keys = set()
+    for attempt, outcome in run_all(0):
+        keys.add(attempt.key)
+        assert any(attempt.title in t for t in texts), attempt.key
+        assert outcome.kind != "ok" and outcome.message in alerts, attempt.key
+        code = attempt.code.strip()
+        assert code in [c.value.strip() for c in at.code], attempt.key
+    # the four mistakes the issue lists (the keepdims one twice)
+    assert keys == {"argmax_lookup", "no_keepdims", "no_keepdims_square",
+                    "high_power", "tiled_embedding"}  # fmt: skip
+    assert any("tape.gradient(loss, logits) is None" in a for a in alerts)
+    assert any("Incompatible shapes" in a for a in alerts)
+    assert calls == [0]
+    # A slider move reuses them: no attempt runs again.
+    widget(at, "power").set_value(50.0)
+    at.run()
+    assert not at.exception, at.exception
+    assert calls == [0]

@@ -1,4 +1,5 @@
-"""Softmax → one-hot: power sharpening in log space, and what it costs.
+"""Softmax → one-hot: power (or temperature) sharpening in log space, and what
+it costs.
 
 A thin view: controls, then the numbers and charts of
 ``lossviz.explore.sharpen``; the words are in ``views.content.sharpen``.
@@ -8,27 +9,37 @@ import streamlit as st
 
 import ui
 from lossviz.explore import sharpen as explore
+from lossviz.explore.attempts import sharpen as attempts
 from ui.figures import sharpen as figures
 from views.content import sharpen as content
 
-ui.header(content.TITLE, explore.FORMULA, content.INTRO,
-          controls=content.CONTROLS, lessons=content.LESSONS)  # fmt: skip
+seed = ui.seed()
+ui.header(
+    content.TITLE,
+    explore.FORMULA,
+    content.intro(ui.cached(explore.facts)(seed)),
+    controls=content.CONTROLS,
+    lessons=content.LESSONS,
+)
 values = content.CONTROLS.render(columns=content.COLUMNS)
 ui.reset_button("sharpen")
-ui.lesson_note(content.CONTROLS, content.LESSONS)
+s = explore.Setting.of(values)
+st.caption(content.derived_caption(s))
+ui.lesson_note(
+    content.CONTROLS,
+    content.LESSONS,
+    lambda lesson: ui.cached(explore.check_lesson)(lesson.check, values, seed),
+)
 
-s = values.to(explore.Setting)
-seed = ui.seed()
 point = ui.cached(explore.at_setting)(s, seed)
-
 ui.metrics(
     {
         content.LOSS: point.mean_loss,
         content.GRAD_NORM: point.grad_norm,
-        content.TEMPERATURE: point.temperature,
+        content.DERIVED[s.sharpen_by]: s.derived,
         content.NAIVE_BAD: point.naive_nonfinite,
     },
-    helps=content.metric_helps(point.loss.size, point.naive.size),
+    helps=content.metric_helps(point),
 )
 ui.nonfinite_note("loss per sample", point.loss)
 ui.nonfinite_note("gradient of the loss", point.grad)
@@ -44,9 +55,9 @@ with ui.secondary(content.GRADIENT, section=True):
     ui.plot(ui.cached(figures.gradient)(point))
     st.caption(content.GRADIENT_CAPTION)
 
-st.subheader(content.SWEEP, divider="gray")
-sweep = ui.cached(explore.power_sweep)(s.sweep_setting, seed)
-loss_fig, grad_fig, top_fig = ui.cached(figures.power_sweep)(sweep, s.power)
+st.subheader(content.SWEEP[s.sharpen_by], divider="gray")
+sweep = ui.cached(explore.sweep)(s.sweep_setting, seed)
+loss_fig, grad_fig, top_fig = ui.cached(figures.sweep_figures)(sweep, s.driving)
 curve_left, curve_right = st.columns(2)
 with curve_left:
     ui.plot(loss_fig)
@@ -57,7 +68,9 @@ ui.nonfinite_note("loss over the sweep", sweep.mean_loss)
 ui.nonfinite_note("naive form over the sweep", sweep.naive_top)
 st.caption(content.sweep_caption(sweep))
 
+ui.attempts(ui.cached(attempts.run_all, spinner="Running the original attempts…")(seed))
+
 ui.use_it(explore.SOURCES, content.snippet(s))
 
-st.markdown(content.TRAIN_INTRO)
+st.markdown(content.train_intro(explore.TRAIN_FACTS))
 ui.train_panel(explore.TRAINING, explore.train_runs(s))

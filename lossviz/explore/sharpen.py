@@ -1,48 +1,86 @@
 """What the "Softmax -> one-hot" page computes.
 
 A seeded batch of logits, an embedding table and target embeddings; the loss
-``embedding_target_loss`` of ``softmax(logits)`` at a setting (power,
-iterations, distance) with its gradient with respect to the logits; every
-sharpened form of the distribution (log space, naive, temperature,
-straight-through, Gumbel-softmax); and a sweep over the power grid of the
-page's control. Every number a sentence on the page states (the temperature
-``1/k**n``, the naive form's NaN count, the gap between power sharpening and
-the temperature softmax, the first power where the naive form is NaN or the
-gradient exactly 0) is a field here.
+``embedding_target_loss`` at a setting, with its gradient with respect to the
+logits. The setting sharpens either by a power ``k`` (``power_sharpen`` of
+``softmax(logits)``, ``iterations`` times, as ``EmbeddingTargetLoss`` does) or
+by a temperature ``T`` (the model's output is ``softmax(logits / T)``): one
+drives, the other is derived (``T = 1 / k**n``), so they never disagree.
+Every sharpened form of the distribution (log space, naive, temperature,
+straight-through, Gumbel-softmax); a sweep over the power grid of the page's
+control, or over the temperature grid; each lesson's outcome
+(``check_lesson``). Every number a sentence on the page states (the derived
+temperature or power, the naive form's NaN count, the gap between power
+sharpening and the temperature softmax, the first power where the naive form
+is NaN or the gradient exactly 0, the sizes of the example and of the
+training task) is a field here.
 
-The graphs are compiled once per (iterations, distance[, hard]) and fed
-tensors, so a slider move never retraces them. No autograph: lossviz has no
-tensor-dependent Python control flow, and converting it took seconds.
+The graphs are compiled once per (iterations, distance, sharpen_by[, hard])
+and fed tensors, so a slider move never retraces them. No autograph: lossviz
+has no tensor-dependent Python control flow, and converting it took seconds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from lossviz import registry, sharpen
-from lossviz._common import check_number
+from lossviz._common import check_choice, check_number
 from lossviz._tf import tf
 from lossviz.explore._base import (
+    Claim,
     RunSpec,
     TrainSpec,
     first_where,
     grad_norm,
     grad_norms,
 )
+from lossviz.training import sharpen as task
 
 FORMULA = sharpen.FORMULA
 NUM_SAMPLES, VOCAB_SIZE, EMBEDDING_DIM = 4, 8, 5
 
+TINY32 = float(np.finfo(np.float32).tiny)
+
+#: What drives the sharpening: the power k or the temperature T.
+SHARPEN_BY = ("power", "temperature")
+
 _ENTRY = registry.get("embedding_target_loss")
-PARAMS = {name: _ENTRY.param(name) for name in ("power", "iterations", "distance")}
+_POWER = _ENTRY.param("power")
+PARAMS = {name: _ENTRY.param(name) for name in ("power", "iterations", "distance")} | {
+    # Not a parameter of the loss: the temperature of softmax(z / T), the
+    # model's output when the page sharpens by temperature. Its grid is the
+    # power grid's reciprocals, so the power it stands for, 1 / T, is one of
+    # the power control's values.
+    "temperature": registry.ParamSpec(
+        "temperature",
+        float,
+        1.0 / 2.0,
+        "temperature T of softmax(z / T): T < 1 sharpens, T = 1/k is power k",
+        low=1.0 / sharpen.MAX_POWER,
+        ui_options=tuple(sorted(1.0 / k for k in _POWER.ui_options)),
+    ),
+}
 MAX_ITERATIONS = PARAMS["iterations"].ui_range[1]
-# Eight powers per decade over the power control's range.
-_LOW, _HIGH = min(PARAMS["power"].ui_options), max(PARAMS["power"].ui_options)
+# Eight powers per decade over the power control's range; the temperatures
+# are their reciprocals, in the same order (the distribution sharpens along
+# both).
+_LOW, _HIGH = min(_POWER.ui_options), max(_POWER.ui_options)
 SWEEP_POWERS = np.geomspace(_LOW, _HIGH, round(8 * math.log10(_HIGH / _LOW)) + 1)
+SWEEP_TEMPERATURES = 1.0 / SWEEP_POWERS
+
+#: A gradient norm below this share of its value with the plain softmax
+#: (k = 1) counts as vanished, and a top probability within it of 1 as one-hot.
+VANISHED_FRACTION = 1e-3
+#: How close sharpening by T and by k = 1/T must be: the per-sample loss, and
+#: the gradient relative to its largest entry (or the plain softmax's).
+TIE_TOLERANCE = 1e-4
 
 # What the page's "Use it in your model" shows the source of.
 SOURCES = (sharpen.power_sharpen, sharpen.embedding_target_loss,
@@ -120,44 +158,106 @@ def sample_names(logits, target_ids) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class SweepSetting:
-    """What the power sweep depends on: the page's controls but the power."""
+    """What the sweep depends on: the page's controls but the power, the
+    temperature and the Gumbel toggle.
+
+    ``sharpen_by`` picks which parameter the page drives: ``"power"`` (``k``,
+    applied ``iterations`` times) or ``"temperature"`` (``softmax(z / T)``,
+    which is one softmax: ``iterations`` is set to 1, whatever is given).
+    """
 
     iterations: int = 1
     distance: str = "cosine"
     logit_scale: float = 2.0
+    sharpen_by: str = "power"
 
     def __post_init__(self):
         iterations = PARAMS["iterations"].validate(self.iterations)
         check_number("iterations", iterations, high=MAX_ITERATIONS)
-        object.__setattr__(self, "iterations", iterations)
+        by = check_choice("sharpen_by", self.sharpen_by, SHARPEN_BY)
+        object.__setattr__(self, "sharpen_by", by)
+        object.__setattr__(self, "iterations", 1 if by == "temperature" else iterations)
         object.__setattr__(self, "distance", PARAMS["distance"].validate(self.distance))
         check_number("logit_scale", self.logit_scale, low=0.0, low_open=True)
 
 
 @dataclass(frozen=True)
 class Setting(SweepSetting):
-    """The page's controls the numbers depend on (all but the sample shown)."""
+    """The page's controls the numbers depend on (all but the sample shown).
+
+    The parameter ``sharpen_by`` names drives, and the other is derived from
+    it, so the two never disagree: by power, ``temperature = 1 / power **
+    iterations`` (the value given is replaced); by temperature, ``power = 1 /
+    temperature`` and ``iterations = 1`` (the values given are replaced).
+    """
 
     power: float = 2.0
     hard: bool = False
+    temperature: float = 0.5
 
     def __post_init__(self):
         super().__post_init__()
-        object.__setattr__(self, "power", PARAMS["power"].validate(self.power))
+        if self.sharpen_by == "temperature":
+            temperature = PARAMS["temperature"].validate(self.temperature)
+            power = PARAMS["power"].validate(1.0 / temperature)
+        else:
+            power = PARAMS["power"].validate(self.power)
+            temperature = power**-self.iterations
+        object.__setattr__(self, "power", power)
+        object.__setattr__(self, "temperature", temperature)
         if not isinstance(self.hard, bool | np.bool_):
             raise ValueError(f"`hard` must be true or false, got {self.hard!r}.")
         object.__setattr__(self, "hard", bool(self.hard))
 
-    @property
-    def sweep_setting(self) -> SweepSetting:
-        """The fields the power sweep depends on (a cache key without the power)."""
-        return SweepSetting(self.iterations, self.distance, self.logit_scale)
+    @classmethod
+    def of(cls, values: Mapping) -> Setting:
+        """The setting of the control ``values`` by name (the page's ``Values``,
+        or any mapping); names that are not fields are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
 
     @property
-    def temperature(self) -> float:
-        """``1 / power**iterations``: power sharpening of ``softmax(z)``,
-        ``iterations`` times, is the softmax of ``z`` at this temperature."""
-        return self.power**-self.iterations
+    def sweep_setting(self) -> SweepSetting:
+        """The fields the sweep depends on (a cache key without the power or
+        the temperature)."""
+        return SweepSetting(
+            self.iterations, self.distance, self.logit_scale, self.sharpen_by
+        )
+
+    @property
+    def driving(self) -> float:
+        """The value of the control that drives: the power or the temperature."""
+        return self.temperature if self.sharpen_by == "temperature" else self.power
+
+    @property
+    def derived(self) -> float:
+        """The value that follows from it: ``1 / power**iterations`` or
+        ``1 / temperature``."""
+        return self.power if self.sharpen_by == "temperature" else self.temperature
+
+    def by_power(self, power: float, iterations: int = 1) -> Setting:
+        """This setting sharpened by ``power`` (``iterations`` times) instead."""
+        return dataclasses.replace(
+            self, sharpen_by="power", power=power, iterations=iterations
+        )
+
+    def by_temperature(self, temperature: float) -> Setting:
+        """This setting sharpened by ``temperature`` instead."""
+        return dataclasses.replace(
+            self, sharpen_by="temperature", temperature=temperature
+        )
+
+    def describe(self) -> str:
+        """``"k = 200"``, ``"k = 5 × 2 (T = 1/kⁿ = 0.04)"`` or ``"T = 0.02
+        (k = 1/T = 50)"``: the driving parameter, then the derived one."""
+        if self.sharpen_by == "temperature":
+            return f"T = {self.temperature:g} (k = 1/T = {self.power:g})"
+        if self.iterations == 1:
+            return f"k = {self.power:g}"
+        return (
+            f"k = {self.power:g} × {self.iterations} "
+            f"(T = 1/kⁿ = {self.temperature:.3g})"
+        )
 
 
 @dataclass(frozen=True)
@@ -165,13 +265,15 @@ class Point:
     """Everything the page shows at one setting (numpy, float32 as computed).
 
     ``loss [B]`` per sample and ``mean_loss``; ``grad [B, V]`` of the summed
-    loss with respect to the logits and its norm; the equivalent
-    ``temperature``; the distributions ``probs`` (softmax), ``stable``
-    (``power_sharpen``), ``naive`` (``x**k / sum x**k``), ``tempered``
-    (softmax at ``temperature``), ``straight_through`` and ``gumbel`` (a
+    loss with respect to the logits and its norm; the equivalent ``power``
+    and ``temperature``; the distributions ``probs`` (softmax), ``stable``
+    (``power_sharpen`` of ``probs`` at ``power``, ``iterations`` times),
+    ``naive`` (``x**k / sum x**k``, the same), ``tempered`` (softmax of the
+    logits at ``temperature``), ``straight_through`` and ``gumbel`` (a
     Gumbel-softmax sample at ``temperature``, hard if asked), each ``[B, V]``;
-    ``naive_nonfinite`` (NaN/Inf entries of ``naive``) and ``max_gap``
-    (``max |stable - tempered|``).
+    ``sharpened``: the one of ``stable`` and ``tempered`` the loss sees (by
+    power or by temperature); ``naive_nonfinite`` (NaN/Inf entries of
+    ``naive``) and ``max_gap`` (``max |stable - tempered|``).
     """
 
     setting: Setting
@@ -182,6 +284,7 @@ class Point:
     mean_loss: float
     grad: np.ndarray
     grad_norm: float
+    power: float
     temperature: float
     probs: np.ndarray
     stable: np.ndarray
@@ -192,27 +295,42 @@ class Point:
     naive_nonfinite: int
     max_gap: float
 
+    @property
+    def sharpened(self) -> np.ndarray:
+        by_temperature = self.setting.sharpen_by == "temperature"
+        return self.tempered if by_temperature else self.stable
+
 
 @dataclass(frozen=True)
 class Sweep:
-    """The loss over ``powers`` (``SWEEP_POWERS``), same logits throughout.
+    """The loss over the grid of the driving parameter, same logits throughout.
 
-    ``mean_loss`` and ``grad_norm`` per power; ``stable_top`` and
-    ``naive_top``: the sharpened probability of each sample's top token,
-    batch mean (``naive_top`` NaN where the naive form has a non-finite
-    entry); ``first_nan``: the first power where it has one;
-    ``first_zero_grad``: the first power where the gradient is exactly 0
-    (None when there is none).
+    ``values``: ``SWEEP_POWERS`` (by power) or ``SWEEP_TEMPERATURES`` (by
+    temperature, from 10 down to 1e-4), both in the order the distribution
+    sharpens; ``powers`` and ``temperatures``: the equivalent power ``k`` and
+    temperature ``1 / k**n`` at each point. ``mean_loss`` and ``grad_norm``
+    per point; ``sharpened_top`` and ``naive_top``: the top probability of
+    each sample, batch mean, of what the loss sees (``power_sharpen`` or the
+    temperature softmax) and of the naive ``x**k / sum x**k`` at the
+    equivalent power (NaN where that has a non-finite entry); ``first_nan``:
+    the first value in that order where it has one; ``first_zero_grad``: the
+    first value where the gradient is exactly 0 (None when there is none).
     """
 
     setting: SweepSetting
+    values: np.ndarray
     powers: np.ndarray
+    temperatures: np.ndarray
     mean_loss: np.ndarray
     grad_norm: np.ndarray
-    stable_top: np.ndarray
+    sharpened_top: np.ndarray
     naive_top: np.ndarray
     first_nan: float | None
     first_zero_grad: float | None
+
+    @property
+    def by(self) -> str:
+        return self.setting.sharpen_by
 
 
 @functools.lru_cache(maxsize=64)
@@ -226,28 +344,48 @@ def _tensors(logit_scale: float, seed: int):
     )
 
 
-def _loss_and_grad(logits, power, target, embedding, iterations, distance):
+def _loss_and_grad(logits, power, temperature, target, embedding, path):
+    """``probs = softmax(logits)``, what the loss sees, the loss per sample
+    and the gradient of its sum with respect to the logits. By power, the
+    loss sharpens ``probs`` (``power_sharpen``, as ``EmbeddingTargetLoss``
+    does); by temperature, the model's output is ``softmax(logits / T)`` and
+    the loss takes it as it is (power 1 only renormalises)."""
     # A fresh tensor in the graph being built (the map_fn body has its own)
     # for the tape to watch.
     logits = tf.identity(logits)
+    iterations, distance, sharpen_by = path
     with tf.GradientTape() as tape:
         tape.watch(logits)
         probs = sharpen.temperature_softmax(logits, 1.0)
-        loss = sharpen.embedding_target_loss(
-            target, probs, embedding, power, iterations, distance
-        )
+        if sharpen_by == "temperature":
+            sharpened = sharpen.temperature_softmax(logits, temperature)
+            loss = sharpen.embedding_target_loss(
+                target, sharpened, embedding, 1.0, 1, distance
+            )
+        else:
+            sharpened = sharpen.power_sharpen(probs, power, iterations)
+            loss = sharpen.embedding_target_loss(
+                target, probs, embedding, power, iterations, distance
+            )
         total = tf.reduce_sum(loss)
-    return probs, loss, tape.gradient(total, logits)
+    return probs, sharpened, loss, tape.gradient(total, logits)
+
+
+def _path(setting: SweepSetting) -> tuple[int, str, str]:
+    """What a graph depends on: ``(iterations, distance, sharpen_by)`` (the
+    logit scale and the seed are fed as tensors)."""
+    return setting.iterations, setting.distance, setting.sharpen_by
 
 
 @functools.lru_cache(maxsize=None)
-def _point_graph(iterations: int, distance: str, hard: bool):
+def _point_graph(path: tuple[int, str, str], hard: bool):
     """``fn(logits, power, temperature, target, embedding, seed)``."""
+    iterations = path[0]
 
     @tf.function(autograph=False)
     def fn(logits, power, temperature, target, embedding, seed):
-        probs, loss, grad = _loss_and_grad(
-            logits, power, target, embedding, iterations, distance
+        probs, _, loss, grad = _loss_and_grad(
+            logits, power, temperature, target, embedding, path
         )
         return {
             "loss": loss,
@@ -264,21 +402,25 @@ def _point_graph(iterations: int, distance: str, hard: bool):
 
 
 @functools.lru_cache(maxsize=None)
-def _sweep_graph(iterations: int, distance: str):
-    """``fn(logits, powers, target, embedding)``: loss, gradient and both
-    sharpened forms at every power, in one call."""
+def _sweep_graph(path: tuple[int, str, str]):
+    """``fn(logits, powers, temperatures, target, embedding)``: the loss, its
+    gradient, what the loss sees and the naive form at every point, in one
+    call."""
+    iterations = path[0]
 
     @tf.function(autograph=False)
-    def fn(logits, powers, target, embedding):
-        def at(power):
-            probs, loss, grad = _loss_and_grad(
-                logits, power, target, embedding, iterations, distance
+    def fn(logits, powers, temperatures, target, embedding):
+        def at(point):
+            power, temperature = point
+            probs, sharpened, loss, grad = _loss_and_grad(
+                logits, power, temperature, target, embedding, path
             )
-            stable = sharpen.power_sharpen(probs, power, iterations)
             naive = sharpen.naive_power_sharpen(probs, power, iterations)
-            return loss, grad, stable, naive
+            return loss, grad, sharpened, naive
 
-        return tf.map_fn(at, powers, fn_output_signature=(tf.float32,) * 4)
+        return tf.map_fn(
+            at, (powers, temperatures), fn_output_signature=(tf.float32,) * 4
+        )
 
     return fn
 
@@ -286,7 +428,7 @@ def _sweep_graph(iterations: int, distance: str):
 def at_setting(setting: Setting, seed: int = 0) -> Point:
     """The loss, its gradient and every sharpened form at ``setting``."""
     batch, logits, target, embedding = _tensors(setting.logit_scale, seed)
-    fn = _point_graph(setting.iterations, setting.distance, setting.hard)
+    fn = _point_graph(_path(setting), setting.hard)
     out = fn(
         logits,
         tf.constant(setting.power, tf.float32),
@@ -306,6 +448,7 @@ def at_setting(setting: Setting, seed: int = 0) -> Point:
         sample_names=sample_names(batch.logits, batch.target_ids),
         mean_loss=mean_loss,
         grad_norm=grad_norm(out["grad"]),
+        power=setting.power,
         temperature=setting.temperature,
         naive_nonfinite=int((~np.isfinite(out["naive"])).sum()),
         max_gap=float(np.max(gap)),
@@ -313,14 +456,25 @@ def at_setting(setting: Setting, seed: int = 0) -> Point:
     )
 
 
-def power_sweep(setting: SweepSetting, seed: int = 0) -> Sweep:
+def sweep(setting: SweepSetting, seed: int = 0) -> Sweep:
     """The loss, its gradient norm and the top sharpened probability over
-    ``SWEEP_POWERS``."""
+    ``SWEEP_POWERS`` (by power) or ``SWEEP_TEMPERATURES`` (by temperature)."""
     _, logits, target, embedding = _tensors(setting.logit_scale, seed)
-    fn = _sweep_graph(setting.iterations, setting.distance)
-    powers = tf.constant(SWEEP_POWERS, tf.float32)
-    out = fn(logits, powers, target, embedding)
-    loss, grad, stable, naive = (t.numpy() for t in out)
+    if setting.sharpen_by == "temperature":
+        values = SWEEP_TEMPERATURES
+        powers, temperatures = 1.0 / values, values
+    else:
+        values = SWEEP_POWERS
+        powers, temperatures = values, values**-setting.iterations
+    out = _sweep_graph(_path(setting))(
+        logits,
+        tf.constant(powers, tf.float32),
+        # float32 holds 1/k**n down to ~1e-45; the power path never reads it
+        tf.constant(np.maximum(temperatures, TINY32), tf.float32),
+        target,
+        embedding,
+    )
+    loss, grad, sharpened, naive = (t.numpy() for t in out)
     broken = ~np.isfinite(naive).all(axis=(1, 2))
     norms = grad_norms(grad, axis=(1, 2))
     with np.errstate(invalid="ignore", over="ignore"):
@@ -328,31 +482,243 @@ def power_sweep(setting: SweepSetting, seed: int = 0) -> Sweep:
         naive_top = np.where(broken, np.nan, naive.max(-1).mean(-1, dtype=np.float64))
     return Sweep(
         setting=setting,
-        powers=SWEEP_POWERS.copy(),
+        values=values.copy(),
+        powers=np.asarray(powers, dtype=np.float64).copy(),
+        temperatures=np.asarray(temperatures, dtype=np.float64).copy(),
         mean_loss=mean_loss,
         grad_norm=norms,
-        stable_top=stable.max(-1).mean(-1, dtype=np.float64),
+        sharpened_top=sharpened.max(-1).mean(-1, dtype=np.float64),
         naive_top=naive_top,
-        first_nan=first_where(SWEEP_POWERS, broken),
-        first_zero_grad=first_where(SWEEP_POWERS, norms == 0),
+        first_nan=first_where(values, broken),
+        first_zero_grad=first_where(values, norms == 0),
     )
+
+
+# ------------------------------------------------------------- the words' numbers
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The numbers the page's introduction states, at the page's default
+    setting (``Setting()``) and a seed.
+
+    ``right`` and ``wrong``: the samples whose target is (is not) the argmax
+    of their logits; ``naive_nan_from`` and ``zero_grad_from``: the first
+    power of the sweep where the naive form has a NaN, and where the gradient
+    is exactly 0 (None where there is none); ``right_loss_at_max_power`` and
+    ``wrong_loss_at_max_power``: the largest loss of a ``right`` sample and
+    the smallest of a ``wrong`` one at the largest power, ``max_power``.
+    """
+
+    vocab_size: int
+    num_samples: int
+    right: tuple[int, ...]
+    wrong: tuple[int, ...]
+    naive_nan_from: float | None
+    zero_grad_from: float | None
+    max_power: float
+    right_loss_at_max_power: float
+    wrong_loss_at_max_power: float
+
+
+def facts(seed: int = 0) -> Facts:
+    """The introduction's numbers at the page's defaults and ``seed``."""
+    setting = Setting()
+    max_power = float(SWEEP_POWERS[-1])
+    top = at_setting(setting.by_power(max_power), seed)
+    right = top.logits.argmax(-1) == top.target_ids
+    powers = sweep(setting.sweep_setting, seed)
+    return Facts(
+        vocab_size=VOCAB_SIZE,
+        num_samples=NUM_SAMPLES,
+        right=tuple(int(i) for i in np.flatnonzero(right)),
+        wrong=tuple(int(i) for i in np.flatnonzero(~right)),
+        naive_nan_from=powers.first_nan,
+        zero_grad_from=powers.first_zero_grad,
+        max_power=max_power,
+        right_loss_at_max_power=float(top.loss[right].max()),
+        wrong_loss_at_max_power=float(top.loss[~right].min()),
+    )
+
+
+@dataclass(frozen=True)
+class TrainFacts:
+    """The numbers the page's words about the Train panel state."""
+
+    num_features: int
+    vocab_size: int
+    embedding_dim: int
+    num_heldout: int
+
+    @property
+    def chance(self) -> float:
+        return 1.0 / self.vocab_size
+
+
+TRAIN_FACTS = TrainFacts(
+    **{
+        name: task.COMMON_PARAMS[name][0]
+        for name in ("num_features", "vocab_size", "embedding_dim", "num_heldout")
+    }
+)
+
+
+# ------------------------------------------------------------- the lessons
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else math.inf
+
+
+def _reference(setting: Setting, seed: int) -> Point:
+    """The plain softmax (power 1, once) at the same distance, scale and seed."""
+    return at_setting(setting.by_power(1.0), seed)
+
+
+def _naive_nan(setting: Setting, seed: int) -> Claim:
+    point = at_setting(setting, seed)
+    nans = int(np.isnan(point.naive).sum())
+    finite = all(
+        np.isfinite(a).all()
+        for a in (point.stable, point.tempered, point.loss, point.grad)
+    )
+    return Claim(
+        nans > 0 and finite,
+        f"At {setting.describe()} the naive x**k / Σ x**k has {nans} of "
+        f"{point.naive.size} entries NaN; power_sharpen's {point.stable.size} "
+        f"entries, the loss ({format_number(point.mean_loss)}) and its gradient "
+        f"are {'all finite' if finite else 'not all finite'}.",
+    )
+
+
+def _vanished(setting: Setting, seed: int) -> Claim:
+    point, plain = at_setting(setting, seed), _reference(setting, seed)
+    ratio = _ratio(point.grad_norm, plain.grad_norm)
+    top = float(point.sharpened.max(-1).min())
+    holds = (
+        math.isfinite(point.mean_loss)
+        and ratio < VANISHED_FRACTION
+        and top >= 1.0 - VANISHED_FRACTION
+    )
+    return Claim(
+        holds,
+        f"At {setting.describe()} the loss is {format_number(point.mean_loss)} and "
+        f"‖∂L/∂logits‖ = {format_number(point.grad_norm)}, {format_number(ratio)} "
+        f"of its {format_number(plain.grad_norm)} at k = 1 "
+        f"({'below' if ratio < VANISHED_FRACTION else 'not below'} the "
+        f"{VANISHED_FRACTION:g} that counts as vanished); every sample's top "
+        f"sharpened probability is at least {top:.6g}.",
+    )
+
+
+def _gradient_kept(setting: Setting, seed: int) -> Claim:
+    point, plain = at_setting(setting, seed), _reference(setting, seed)
+    ratio = _ratio(point.grad_norm, plain.grad_norm)
+    top, plain_top = (float(p.sharpened.max(-1).mean()) for p in (point, plain))
+    holds = (
+        math.isfinite(point.mean_loss)
+        and ratio >= VANISHED_FRACTION
+        and top > plain_top
+    )
+    return Claim(
+        holds,
+        f"At {setting.describe()} the mean top probability is {top:.3g} "
+        f"(softmax: {plain_top:.3g}), the loss is {format_number(point.mean_loss)} "
+        f"and ‖∂L/∂logits‖ = {format_number(point.grad_norm)}, "
+        f"{format_number(ratio)} of its value at k = 1 "
+        f"({'above' if ratio >= VANISHED_FRACTION else 'below'} the "
+        f"{VANISHED_FRACTION:g} that counts as vanished).",
+    )
+
+
+def _temperature_tie(setting: Setting, seed: int) -> Claim:
+    by_t = at_setting(setting.by_temperature(setting.temperature), seed)
+    by_k = at_setting(setting.by_power(by_t.power), seed)
+    loss_gap = float(np.max(np.abs(by_t.loss.astype(np.float64) - by_k.loss)))
+    grad_gap = float(np.max(np.abs(by_t.grad.astype(np.float64) - by_k.grad)))
+    # Against the larger of this gradient and the plain softmax's: a vanished
+    # gradient is float32 rounding in both forms, its relative error is noise.
+    plain = _reference(setting, seed)
+    scale = float(max(np.max(np.abs(by_k.grad)), np.max(np.abs(plain.grad))))
+    relative = _ratio(grad_gap, scale)
+    holds = loss_gap <= TIE_TOLERANCE and relative <= TIE_TOLERANCE
+    return Claim(
+        holds,
+        f"By T = {by_t.temperature:g} (softmax(z / T)): loss "
+        f"{format_number(by_t.mean_loss)}, ‖∂L/∂logits‖ = "
+        f"{format_number(by_t.grad_norm)}; by k = 1/T = {by_k.power:g} "
+        f"(power_sharpen): {format_number(by_k.mean_loss)} and "
+        f"{format_number(by_k.grad_norm)}. The per-sample losses differ by at "
+        f"most {loss_gap:.1e} and the gradients by {grad_gap:.1e}, "
+        f"{relative:.1e} of the largest gradient entry (here or with the plain "
+        f"softmax; tolerance {TIE_TOLERANCE:g}).",
+    )
+
+
+LESSON_CHECKS = {
+    "naive_nan": _naive_nan,
+    "vanished": _vanished,
+    "gradient_kept": _gradient_kept,
+    "temperature_tie": _temperature_tie,
+}
+
+
+def check_lesson(name: str, values: Mapping, seed: int) -> Claim:
+    """The outcome the lesson ``name`` states, at the control ``values`` (by
+    name, as the page holds them).
+
+    - ``"naive_nan"``: the naive ``x**k / Σ x**k`` has a NaN entry, while
+      ``power_sharpen``, the temperature softmax, the loss and its gradient
+      are all finite;
+    - ``"vanished"``: the loss is finite, the gradient norm is below
+      ``VANISHED_FRACTION`` of its value with the plain softmax (``k = 1``)
+      and every sample's top sharpened probability is at least ``1 -
+      VANISHED_FRACTION``;
+    - ``"gradient_kept"``: the loss is finite, the gradient norm is at least
+      ``VANISHED_FRACTION`` of its value at ``k = 1``, and the mean top
+      probability is above the softmax's;
+    - ``"temperature_tie"``: sharpening by the temperature ``T`` of
+      ``values`` (``softmax(z / T)``) and by the power ``1 / T`` give the same
+      per-sample loss (within ``TIE_TOLERANCE``) and gradient (within
+      ``TIE_TOLERANCE`` of the largest gradient entry, of either form or of
+      the plain softmax).
+
+    Raises:
+      ValueError: an unknown ``name`` or a control value out of range.
+    """
+    if name not in LESSON_CHECKS:
+        raise ValueError(
+            f"`name` must be one of {', '.join(LESSON_CHECKS)}, got {name!r}."
+        )
+    return LESSON_CHECKS[name](Setting.of(values), int(seed))
+
+
+def format_number(value: float) -> str:
+    """A number as the page's metrics show it (4 significant digits)."""
+    value = float(value)
+    return f"{value:.4g}" if math.isfinite(value) else str(value)
+
+
+# ------------------------------------------------------------- training
 
 
 def train_runs(setting: Setting) -> tuple[RunSpec, ...]:
     """The Train panel's runs: softmax, sharpened at the setting, and
     straight-through. The labels follow the controls, so a run drawn earlier
-    keeps the settings it was trained with in its name."""
+    keeps the settings it was trained with in its name. Sharpened by
+    temperature, the run trains with the equivalent power ``1 / T``
+    (``power_sharpen(softmax(z), 1/T) = softmax(z / T)``)."""
     distance = setting.distance
     how = "" if distance == "cosine" else f", {distance}"
-    times = "" if setting.iterations == 1 else f" × {setting.iterations}"
+    if setting.sharpen_by == "temperature":
+        name = f"temperature (T = {setting.temperature:g}{how})"
+    else:
+        times = "" if setting.iterations == 1 else f" × {setting.iterations}"
+        name = f"sharpened (k = {setting.power:g}{times}{how})"
     sharpened = {"power": setting.power, "iterations": setting.iterations}
     return (
         RunSpec(f"softmax (k = 1{how})", "softmax", {"distance": distance}),
-        RunSpec(
-            f"sharpened (k = {setting.power:g}{times}{how})",
-            "sharpened",
-            {**sharpened, "distance": distance},
-        ),
+        RunSpec(name, "sharpened", {**sharpened, "distance": distance}),
         RunSpec(
             f"straight-through (k = 1{how})", "straight-through", {"distance": distance}
         ),

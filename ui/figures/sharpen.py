@@ -1,8 +1,10 @@
 """The "Softmax → one-hot" page's figures, from ``lossviz.explore.sharpen``'s
-``Point`` (one setting) and ``Sweep`` (over the power grid)."""
+``Point`` (one setting) and ``Sweep`` (over the power or the temperature
+grid)."""
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 
 from ui.figures import charts, sweep
@@ -14,15 +16,26 @@ def _tokens(point) -> list[str]:
 
 
 def distributions(point, sample: int) -> tuple[go.Figure, go.Figure]:
-    """Two bar charts of sample ``sample``: softmax p beside its sharpened
-    forms (log space and naive), and the temperature softmax beside the
+    """Two bar charts of sample ``sample``: softmax p beside what the loss
+    sees (``power_sharpen`` by power, the temperature softmax by temperature)
+    and the naive form, then the other of those two beside the
     straight-through one-hot and the Gumbel-softmax sample."""
     tokens = _tokens(point)
+    stable = (f"power_sharpen at k = {point.power:g} (log space)", point.stable)
+    tempered = (
+        f"softmax(z / T) at T = {format_value(point.temperature, 3)}",
+        point.tempered,
+    )
+    seen, other = (
+        (tempered, stable)
+        if point.setting.sharpen_by == "temperature"
+        else (stable, tempered)
+    )
     before_after = charts.bars(
         tokens,
         {
             "softmax p": point.probs[sample],
-            "power_sharpen (log space)": point.stable[sample],
+            seen[0]: seen[1][sample],
             "naive x**k / Σ x**k": point.naive[sample],
         },
         title=f"Sample {point.sample_names[sample]}: p and sharpened p",
@@ -33,13 +46,11 @@ def distributions(point, sample: int) -> tuple[go.Figure, go.Figure]:
     one_hot = charts.bars(
         tokens,
         {
-            f"softmax at T = {format_value(point.temperature, 3)}": point.tempered[
-                sample
-            ],
+            other[0]: other[1][sample],
             "straight-through one-hot": point.straight_through[sample],
             f"{hard}Gumbel-softmax sample": point.gumbel[sample],
         },
-        title="The same temperature, straight-through and Gumbel-softmax",
+        title="The same sharpening the other way, straight-through and Gumbel-softmax",
         x_title="token",
         y_title="probability",
     )
@@ -59,41 +70,102 @@ def gradient(point) -> go.Figure:
     )
 
 
-def power_sweep(result, power: float) -> tuple[go.Figure, go.Figure, go.Figure]:
+def _by_temperature(result) -> bool:
+    return result.by == "temperature"
+
+
+def _shade_low_end(fig: go.Figure, x, upto: float, label: str) -> go.Figure:
+    """``fig`` with the range from the smallest ``x`` up to ``upto`` shaded
+    and labelled (the shared ``sweep`` shades from a value to the largest
+    ``x``; a temperature sweep is non-finite at the small end). The x axis is
+    a log axis."""
+    layout = fig.layout.to_plotly_json()
+    shapes = [
+        *layout.get("shapes", ()),
+        {
+            "type": "rect",
+            "xref": "x",
+            "yref": "paper",
+            "x0": float(np.min(x)),
+            "x1": float(upto),
+            "y0": 0,
+            "y1": 1,
+            "fillcolor": charts.NONFINITE_COLOR,
+            "opacity": 0.12,
+            "line": {"width": 0},
+            "layer": "below",
+        },
+    ]
+    notes = [
+        *layout.get("annotations", ()),
+        {
+            "x": float(np.log10(upto)),  # annotations take log10 on a log axis
+            "xref": "x",
+            "y": 0.6,
+            "yref": "paper",
+            "text": f" {label}",
+            "showarrow": False,
+            # the axis is reversed: "left" reads into the shaded range
+            "xanchor": "left",
+        },
+    ]
+    layout["shapes"], layout["annotations"] = shapes, notes
+    return go.Figure({"data": fig.data, "layout": layout}, _validate=False)
+
+
+def _reversed(fig: go.Figure) -> go.Figure:
+    """``fig`` with its x axis reversed: a temperature sweep runs from 10 down
+    to 1e-4, so that the distribution sharpens to the right, as with a power."""
+    layout = fig.layout.to_plotly_json()
+    layout["xaxis"] = {**layout.get("xaxis", {}), "autorange": "reversed"}
+    return go.Figure({"data": fig.data, "layout": layout}, _validate=False)
+
+
+def sweep_figures(result, value: float) -> tuple[go.Figure, go.Figure, go.Figure]:
     """The loss, the gradient norm and the top sharpened probability over the
-    sweep's powers, with ``power`` marked (and the naive form's NaN range
-    shaded on the last)."""
+    sweep (its powers, or its temperatures on a reversed axis), with the
+    driving ``value`` marked (and the naive form's NaN range shaded on the
+    last)."""
+    by_t = _by_temperature(result)
+    name = "T" if by_t else "k"
+    grows = "the temperature falls" if by_t else "the power grows"
     common = {
-        "x_title": "power k",
-        "marker": power,
-        "marker_label": f"k = {power:g}",
+        "x_title": "temperature T" if by_t else "power k",
+        "marker": value,
+        "marker_label": f"{name} = {value:g}",
         "log_x": True,
     }
     loss = sweep(
-        result.powers,
+        result.values,
         {"loss, batch mean": result.mean_loss},
-        title="Loss as the power grows",
+        title=f"Loss as {grows}",
         y_title="loss",
         **common,
     )
     grad = sweep(
-        result.powers,
+        result.values,
         {"‖∂L/∂logits‖": result.grad_norm},
-        title="The gradient vanishes as the power grows",
+        title=f"The gradient vanishes as {grows}",
         y_title="gradient norm",
         log_y=True,
         **common,
     )
     nan_from = result.first_nan
+    label = f"naive NaN from {name} ≈ {nan_from:.3g}" if nan_from else ""
+    seen = "softmax(z / T)" if by_t else "log space"
     top = sweep(
-        result.powers,
-        {"log space": result.stable_top, "naive (float32)": result.naive_top},
-        title="Top sharpened probability, batch mean: naive and log space",
+        result.values,
+        {seen: result.sharpened_top, "naive (float32)": result.naive_top},
+        title=f"Top sharpened probability, batch mean: naive and {seen}",
         y_title="top probability",
-        nonfinite_from=nan_from,
-        nonfinite_label=f"naive NaN from k ≈ {nan_from:.3g}" if nan_from else "",
+        nonfinite_from=None if by_t else nan_from,
+        nonfinite_label=label,
         # inside the plot: the legend takes the row above this one
         label_y=0.35,
         **common,
     )
-    return loss, grad, top
+    if not by_t:
+        return loss, grad, top
+    if nan_from is not None:
+        top = _shade_low_end(top, result.values, nan_from, label)
+    return _reversed(loss), _reversed(grad), _reversed(top)
