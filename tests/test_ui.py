@@ -111,3 +111,23 @@ def test_marker_label_sits_on_the_marker_on_a_log_axis():
     )
     assert fig.layout.shapes[0].x0 == 100
     assert fig.layout.annotations[0].x == 2.0
+
+
+def test_sweep_marks_the_setting_and_shades_the_nonfinite_end_either_way():
+    from ui.figures import sweep
+
+    x = [0.1, 1.0, 10.0, 100.0]
+    high = sweep(x, {"naive": [1.0, 0.5, np.nan, np.nan]}, title="t", x_title="k",
+                 y_title="p", marker=1.0, nonfinite_from=10.0, log_x=True)  # fmt: skip
+    (rect,) = [s for s in high.layout.shapes if s.type == "rect"]
+    assert (rect.x0, rect.x1) == (10.0, 100.0)
+    (line,) = [s for s in high.layout.shapes if s.type == "line"]
+    assert line.x0 == line.x1 == 1.0
+    # On a log axis the labels sit at log10 of the value (plotly.py#2580).
+    assert sorted(a.x for a in high.layout.annotations) == [0.0, 1.0]
+    low = sweep(x, {"naive": [np.nan, 0.5, 1.0, 1.0]}, title="t", x_title="T",
+                y_title="p", marker=10.0, nonfinite_from=1.0,
+                nonfinite_toward="low", reverse_x=True)  # fmt: skip
+    (rect,) = [s for s in low.layout.shapes if s.type == "rect"]
+    assert (rect.x0, rect.x1) == (1.0, 0.1)
+    assert low.layout.xaxis.autorange == "reversed"

@@ -25,6 +25,8 @@ def sweep(
     marker_label: str | None = None,
     nonfinite_from: float | None = None,
     nonfinite_label: str = "non-finite",
+    nonfinite_toward: str = "high",
+    reverse_x: bool = False,
     label_y: float = 1.0,
     log_x: bool = False,
     log_y: bool = False,
@@ -32,7 +34,9 @@ def sweep(
 ) -> go.Figure:
     """Lines of ``series`` over a parameter grid ``x``, with the current value
     marked (a dashed line labelled ``marker_label``) and the range from
-    ``nonfinite_from`` to the end of the grid shaded and labelled.
+    ``nonfinite_from`` to the grid's high end (``nonfinite_toward="high"``)
+    or low end (``"low"``, e.g. a temperature) shaded and labelled.
+    ``reverse_x`` draws the axis from high to low.
 
     On a log axis Plotly puts shapes in data units but annotations in log10
     units (plotly.py#2580), so labels get ``log10`` and shapes do not.
@@ -50,8 +54,15 @@ def sweep(
     def at(v: float) -> float:
         return float(np.log10(v)) if log_x and v > 0 else float(v)
 
+    if nonfinite_toward not in ("high", "low"):
+        raise ValueError(
+            f"nonfinite_toward must be 'high' or 'low', got {nonfinite_toward!r}"
+        )
     if nonfinite_from is not None:
-        end = float(np.nanmax(np.asarray(x, dtype=float)))
+        grid = np.asarray(x, dtype=float)
+        end = float(np.nanmax(grid) if nonfinite_toward == "high" else np.nanmin(grid))
+        # the label reads into the shaded range, whichever way the axis runs
+        into = "left" if (nonfinite_toward == "high") != reverse_x else "right"
         shapes.append(
             {
                 "type": "rect",
@@ -73,9 +84,9 @@ def sweep(
                 "xref": "x",
                 "y": 0.6,
                 "yref": "paper",
-                "text": f" {nonfinite_label}",
+                "text": f" {nonfinite_label} ",
                 "showarrow": False,
-                "xanchor": "left",
+                "xanchor": into,
             }
         )
     if marker is not None:
@@ -104,6 +115,8 @@ def sweep(
             }
         )
     layout["shapes"], layout["annotations"] = shapes, notes
+    if reverse_x:
+        layout["xaxis"] = {**layout.get("xaxis", {}), "autorange": "reversed"}
     # The traces are reused as they are (to_plotly_json would turn their
     # arrays into base64 dicts).
     return go.Figure({"data": fig.data, "layout": layout}, _validate=False)

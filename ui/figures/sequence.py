@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from ui.figures import charts, sweep
 
-# The four losses of the page, as its charts and its "Gradient of" control
-# name them (keys of ``lossviz.explore.sequence.LOSSES``).
+# The losses of the page, as its charts and its "Gradient of" control name
+# them (keys of ``lossviz.explore.sequence.LOSSES``): the three means follow
+# the mask; the last two are the per-sequence mean with the other mask.
 LOSS_LABELS = {
     "ours": "per-sequence mean (ours)",
     "token": "Keras token mean",
     "trap": "sample_weight=mask",
     "unmasked": "unmasked",
+    "masked": "masked",
 }
 
 
@@ -35,12 +37,31 @@ def gradient_steps(point, loss: str):
 
 def token_table(point) -> dict:
     """The targets as text for ``st.dataframe``, one column per step:
-    S = start, E = end, · = padding."""
-    names = {point.start_id: "S", point.end_id: "E", point.pad_id: "·"}
+    S = start, E = end, · = padding (E where the padding is the end token)."""
+    names = {point.start_id: "S", point.end_id: "E"}
+    pad = "E" if point.pad_is_end else "·"
     table = {"sequence": row_names(point)}
-    for step, column in enumerate(point.y_true.T.tolist()):
-        table[str(step)] = [names.get(v, str(v)) for v in column]
+    for step in range(point.y_true.shape[1]):
+        table[str(step)] = [
+            names.get(int(v), str(int(v))) if real else pad
+            for v, real in zip(point.y_true[:, step], point.real[:, step], strict=True)
+        ]
     return table
+
+
+def weights_table(point) -> dict:
+    """The class weights in use for ``st.dataframe``: each class, its role,
+    its count over the steps the loss counts, and its weight."""
+    roles = {point.start_id: "start", point.end_id: "end"}
+    if point.pad_id >= 0:
+        roles[point.pad_id] = "pad = end" if point.pad_is_end else "pad"
+    classes = range(len(point.class_weights))
+    return {
+        "class": [str(c) for c in classes],
+        "token": [roles.get(c, "content") for c in classes],
+        "count the loss sees": [int(n) for n in point.class_counts],
+        "weight": [float(w) for w in point.class_weights],
+    }
 
 
 def per_sequence(point):

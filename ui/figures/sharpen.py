@@ -4,7 +4,6 @@ grid)."""
 
 from __future__ import annotations
 
-import numpy as np
 import plotly.graph_objects as go
 
 from ui.figures import charts, sweep
@@ -74,53 +73,6 @@ def _by_temperature(result) -> bool:
     return result.by == "temperature"
 
 
-def _shade_low_end(fig: go.Figure, x, upto: float, label: str) -> go.Figure:
-    """``fig`` with the range from the smallest ``x`` up to ``upto`` shaded
-    and labelled (the shared ``sweep`` shades from a value to the largest
-    ``x``; a temperature sweep is non-finite at the small end). The x axis is
-    a log axis."""
-    layout = fig.layout.to_plotly_json()
-    shapes = [
-        *layout.get("shapes", ()),
-        {
-            "type": "rect",
-            "xref": "x",
-            "yref": "paper",
-            "x0": float(np.min(x)),
-            "x1": float(upto),
-            "y0": 0,
-            "y1": 1,
-            "fillcolor": charts.NONFINITE_COLOR,
-            "opacity": 0.12,
-            "line": {"width": 0},
-            "layer": "below",
-        },
-    ]
-    notes = [
-        *layout.get("annotations", ()),
-        {
-            "x": float(np.log10(upto)),  # annotations take log10 on a log axis
-            "xref": "x",
-            "y": 0.6,
-            "yref": "paper",
-            "text": f" {label}",
-            "showarrow": False,
-            # the axis is reversed: "left" reads into the shaded range
-            "xanchor": "left",
-        },
-    ]
-    layout["shapes"], layout["annotations"] = shapes, notes
-    return go.Figure({"data": fig.data, "layout": layout}, _validate=False)
-
-
-def _reversed(fig: go.Figure) -> go.Figure:
-    """``fig`` with its x axis reversed: a temperature sweep runs from 10 down
-    to 1e-4, so that the distribution sharpens to the right, as with a power."""
-    layout = fig.layout.to_plotly_json()
-    layout["xaxis"] = {**layout.get("xaxis", {}), "autorange": "reversed"}
-    return go.Figure({"data": fig.data, "layout": layout}, _validate=False)
-
-
 def sweep_figures(result, value: float) -> tuple[go.Figure, go.Figure, go.Figure]:
     """The loss, the gradient norm and the top sharpened probability over the
     sweep (its powers, or its temperatures on a reversed axis), with the
@@ -134,6 +86,9 @@ def sweep_figures(result, value: float) -> tuple[go.Figure, go.Figure, go.Figure
         "marker": value,
         "marker_label": f"{name} = {value:g}",
         "log_x": True,
+        # a temperature sweep runs from 10 down to 1e-4, so that the
+        # distribution sharpens to the right, as with a power
+        "reverse_x": by_t,
     }
     loss = sweep(
         result.values,
@@ -158,14 +113,11 @@ def sweep_figures(result, value: float) -> tuple[go.Figure, go.Figure, go.Figure
         {seen: result.sharpened_top, "naive (float32)": result.naive_top},
         title=f"Top sharpened probability, batch mean: naive and {seen}",
         y_title="top probability",
-        nonfinite_from=None if by_t else nan_from,
+        nonfinite_from=nan_from,
         nonfinite_label=label,
+        nonfinite_toward="low" if by_t else "high",
         # inside the plot: the legend takes the row above this one
         label_y=0.35,
         **common,
     )
-    if not by_t:
-        return loss, grad, top
-    if nan_from is not None:
-        top = _shade_low_end(top, result.values, nan_from, label)
-    return _reversed(loss), _reversed(grad), _reversed(top)
+    return loss, grad, top
