@@ -1,11 +1,17 @@
-"""``python -m lossviz check LOSS --y-true FILE --y-pred FILE ...``.
+"""``python -m lossviz check ...`` and ``python -m lossviz probe ...``.
 
-Puts your own tensors through a lossviz loss and the closest Keras built-in,
-and prints the per-sample loss, the gradient with respect to ``y_pred`` and
-every non-finite value with the inputs behind it (``--json`` for a machine).
+``check LOSS --y-true FILE --y-pred FILE ...`` puts your own tensors through a
+lossviz loss and the closest Keras built-in, and prints the per-sample loss,
+the gradient with respect to ``y_pred`` and every non-finite value with the
+inputs behind it (``--json`` for a machine). Exit status: 0 when every input,
+loss value and gradient entry is finite, 1 when any is not, 2 on bad input or
+bad arguments (the message on stderr).
 
-Exit status: 0 when every input, loss value and gradient entry is finite, 1
-when any is not, 2 on bad input or bad arguments (the message on stderr).
+``probe TARGET --task TASK [--outputs O] [--y-true F --y-pred F] [--json]``
+runs ``lossviz.probe``'s battery of checks on your own loss, named as
+``path/to/file.py:NAME`` or ``package.module:NAME``. Exit status: 0 when no
+check fails, 1 when one does, 2 on bad usage, a missing file or a target that
+cannot be imported (one line on stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import argparse
 import json
 import sys
 
-from lossviz import check, registry
+from lossviz import check, probe, registry
 
 
 def _losses_help() -> str:
@@ -94,7 +100,63 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--json", action="store_true", help="print the full report as JSON"
     )
+    _add_probe(commands)
     return parser
+
+
+def _add_probe(commands) -> None:
+    run = commands.add_parser(
+        "probe",
+        help="run a battery of sanity checks on your own loss",
+        description=(
+            "Run lossviz.probe's checks on your own loss: a function "
+            "(y_true, y_pred) -> values, or a keras.losses.Loss instance or class. "
+            "The checks, in order: " + ", ".join(probe.CHECKS) + "."
+        ),
+        epilog=(
+            "TARGET is path/to/file.py:NAME (imported by its path, its folder on "
+            "sys.path while it imports) or package.module:NAME.\n"
+            "Files for --y-true/--y-pred: .npy or .npz (allow_pickle=False), .csv, "
+            "or text.\n"
+            "Exit status: 0 no check fails, 1 a check fails, 2 bad usage or a "
+            "target that cannot be imported."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "target", metavar="TARGET", help="path/to/file.py:NAME or package.module:NAME"
+    )
+    run.add_argument(
+        "--task",
+        required=True,
+        choices=probe.TASKS,
+        help="what y_true is: one-hot (categorical), class ids (sparse), "
+        "multi-hot (multilabel) or real values (regression)",
+    )
+    run.add_argument(
+        "--outputs",
+        choices=probe.OUTPUTS,
+        default="logits",
+        help="what y_pred is (default logits)",
+    )
+    run.add_argument("--y-true", metavar="FILE", help="your own typical targets")
+    run.add_argument("--y-pred", metavar="FILE", help="your own typical predictions")
+    run.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _probe(args) -> int:
+    loss = probe.load_target(args.target)
+    arrays = {}
+    for name in ("y_true", "y_pred"):
+        path = getattr(args, name)
+        if path is not None:
+            arrays[name] = check.load_path(path, name)
+    report = probe.probe(loss, args.task, outputs=args.outputs, **arrays)
+    if args.json:
+        print(json.dumps({"target": args.target, **report.to_dict()}, indent=2))
+    else:
+        print(probe.format_report(report, target=args.target))
+    return 0 if report.ok else 1
 
 
 def _check(args) -> int:
@@ -134,8 +196,10 @@ def main(argv=None) -> int:
     """Runs the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "probe":
+            return _probe(args)
         return _check(args)
-    except check.CheckError as error:
+    except (check.CheckError, probe.ProbeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
