@@ -1,29 +1,33 @@
-"""The sequence masking page: runs, every control at its ends, reset, live
-metrics, the train panel; and its words agree with what it shows."""
+"""The sequence masking page: runs, every control at its ends, the mask, the
+pad id equal to the end id, the class-weight table, reset, live metrics, the
+original attempts, the train panel; and its words agree with what it shows."""
 
+import inspect
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from lossviz.explore import sequence as explore
+from lossviz.explore.attempts import sequence as attempts
 from ui.figures.sequence import LOSS_LABELS
 from views.content import sequence as content
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "views" / "sequence.py")
+WEIGHTS = "sequence_hand_weights"
 
 # (min, max, default): the default comes last, back on cached results.
 SLIDERS = {
     "sequence_mask_ratio": (0.0, 1.0, 0.3),
-    "sequence_end_weight": (0.0, 5.0, 1.0),
     "sequence_end_bias": (0.0, 8.0, 2.5),
 }
 CHOICES = {
-    ("selectbox", "sequence_pad_id"): (0, 7, -1),
-    ("radio", "sequence_end_mode"): ("by hand", "from data"),
+    ("selectbox", "sequence_pad_id"): (0, 7, -1, 2),
+    ("radio", "sequence_mask"): ("unmasked", "masked"),
+    ("radio", "sequence_weight_mode"): explore.WEIGHT_MODES,
     ("radio", "sequence_sweep"): ("padding share", "end-token weight"),
-    ("selectbox", "sequence_grad_of"): ("ours", "token", "trap", "unmasked"),
+    ("selectbox", "sequence_grad_of"): tuple(LOSS_LABELS),
 }
 
 
@@ -35,7 +39,7 @@ def metric(at, label):
 
 @pytest.fixture(scope="module")
 def app():
-    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at = AppTest.from_file(PAGE, default_timeout=180).run()
     assert not at.exception
     return at
 
@@ -49,7 +53,6 @@ def at(app):
 
 def test_page_runs_with_title_formula_and_metrics(at):
     assert at.title[0].value == "Sequence masking and class weights"
-    assert at.markdown  # the intro
     labels = [m.label for m in at.metric]
     for label in (
         "Per-sequence mean",
@@ -57,13 +60,18 @@ def test_page_runs_with_title_formula_and_metrics(at):
         "sample_weight=mask",
         "Unmasked",
         "Perplexity",
-        "Masked accuracy",
+        "Accuracy",
         "Special-token MAE",
         "End-token weight",
+        "Padding's share of the gradient",
+        "Real ends the loss counts",
+        "</s> share of counted steps",
     ):
         assert label in labels
-    assert not at.warning  # every value finite at the defaults
+    assert not [w for w in at.warning if "not finite" in w.value]
     assert metric(at, "End-token weight") == "1"
+    assert metric(at, "Padding's share of the gradient") == "0"
+    assert metric(at, "Real ends the loss counts") == "6"
     assert any("class_weight" in e.label for e in at.expander)
     code = "".join(c.value for c in at.code)
     assert "MaskedSparseCategoricalCrossentropy" in code
@@ -78,7 +86,15 @@ def test_page_runs_with_title_formula_and_metrics(at):
     # Gradient heatmap, per-sequence bars, loss and gradient-norm sweeps.
     assert len(at.get("plotly_chart")) == 4
     assert any("1/(6 · len_b)" in c.value for c in at.caption)
-    assert any("% of the target steps are `<pad>`" in m.value for m in at.markdown)
+    assert any("of the target steps are padding" in m.value for m in at.markdown)
+
+
+def test_the_intro_states_the_computed_numbers(at):
+    facts = explore.intro_facts(0)
+    text = content.intro(facts)
+    for number in (facts.ours[1], facts.token[1], facts.trap[0], facts.trap[1]):
+        assert f"{number:.3g}" in text
+    assert any(text.strip() in m.value.strip() for m in at.markdown)
 
 
 @pytest.mark.parametrize("key", list(SLIDERS))
@@ -100,9 +116,46 @@ def test_pad_id_outside_the_classes_has_no_unmasked_loss(at):
     at.selectbox(key="sequence_pad_id").set_value(-1).run()
     assert not at.exception
     assert metric(at, "Unmasked") == "n/a"
+    assert at.radio(key="sequence_mask").disabled
+    # Unmasked first, then pad id -1: greyed out, and masked all the same.
+    at.selectbox(key="sequence_pad_id").set_value(0).run()
+    at.radio(key="sequence_mask").set_value("unmasked").run()
+    at.selectbox(key="sequence_pad_id").set_value(-1).run()
+    assert not at.exception
+    assert any(content.ALWAYS_MASKED == c.value for c in at.caption)
+    assert metric(at, "Unmasked") == "n/a"
     at.selectbox(key="sequence_grad_of").set_value("unmasked").run()
     assert not at.exception
-    assert any(content.NO_UNMASKED_GRADIENT == c.value for c in at.caption)
+    assert any(content.NO_OTHER_GRADIENT == c.value for c in at.caption)
+
+
+def test_the_mask_control_changes_every_loss(at):
+    masked = metric(at, "Per-sequence mean")
+    unmasked = metric(at, "Unmasked")
+    at.radio(key="sequence_mask").set_value("unmasked").run()
+    assert not at.exception
+    # Ours is now the unmasked loss; the three means coincide; the masked
+    # loss is there to compare.
+    assert metric(at, "Per-sequence mean") == unmasked
+    assert metric(at, "Keras token mean") == unmasked
+    assert metric(at, "sample_weight=mask") == unmasked
+    assert metric(at, "Masked") == masked
+    assert float(metric(at, "Padding's share of the gradient")) > 0
+
+
+def test_padding_with_the_end_token_is_shown_not_refused(at):
+    at.selectbox(key="sequence_pad_id").set_value(2).run()
+    assert not at.exception
+    assert metric(at, "Real ends the loss counts") == "0"
+    assert metric(at, "</s> share of counted steps") == "0"
+    table = at.dataframe[-1].value  # the targets: padding shows as E
+    assert (table.drop(columns="sequence") == "·").sum().sum() == 0
+    at.radio(key="sequence_mask").set_value("unmasked").run()
+    assert not at.exception
+    assert float(metric(at, "</s> share of counted steps")) > 0.3
+    # The snippet to copy never pads with the end token.
+    code = "".join(c.value for c in at.code)
+    assert "pad_id=0" in code and "not 2: the end token" in code
 
 
 def test_padding_share_moves_the_trap_and_the_loss(at):
@@ -116,26 +169,59 @@ def test_padding_share_moves_the_trap_and_the_loss(at):
 def test_all_padding_is_finite_and_explained(at):
     at.slider(key="sequence_mask_ratio").set_value(1.0).run()
     assert not at.exception
-    assert not at.warning
+    assert not [w for w in at.warning if "not finite" in w.value]
     assert metric(at, "Per-sequence mean") == "0"
     assert metric(at, "Keras token mean") == "0"
     assert metric(at, "Perplexity") == "1"
-    assert any("padding only" in info.value for info in at.info)
+    point = explore.at_setting(explore.Setting(mask_ratio=1.0))
+    assert any(content.all_padding(point) == info.value for info in at.info)
+    assert "masked losses are 0 with a gradient norm of 0" in content.all_padding(point)
 
 
-def test_end_weight_by_hand_and_from_data(at):
+def test_class_weights_by_hand_from_the_text_and_from_data(at):
     before = metric(at, "Per-sequence mean")
-    at.slider(key="sequence_end_weight").set_value(3.0).run()
+    at.text_input(key=WEIGHTS).set_value("1,1,3,1,1,1,1,1").run()
+    assert not at.exception
     assert metric(at, "End-token weight") == "3"
     assert metric(at, "Per-sequence mean") != before
-    at.radio(key="sequence_end_mode").set_value("from data").run()
+    table = at.dataframe[0].value  # the hand table mirrors the text
+    assert list(table["weight"]) == [1, 1, 3, 1, 1, 1, 1, 1]
+    at.radio(key="sequence_weight_mode").set_value("every class from data").run()
     assert not at.exception
-    assert metric(at, "End-token weight") != "3"
-    # The hand weight no longer counts, and its slider says so.
-    assert at.slider(key="sequence_end_weight").disabled
-    at.radio(key="sequence_end_mode").set_value("by hand").run()
-    assert not at.slider(key="sequence_end_weight").disabled
-    assert metric(at, "End-token weight") == "3"
+    assert at.text_input(key=WEIGHTS).disabled
+    point = explore.at_setting(
+        explore.Setting(
+            weight_mode=explore.ALL_FROM_DATA, hand_weights="1,1,3,1,1,1,1,1"
+        )
+    )
+    in_use = next(d.value for d in at.dataframe if "count the loss sees" in d.value)
+    assert list(in_use["weight"]) == pytest.approx(point.class_weights.tolist())
+    # Copy them into the table: by hand again, with those weights.
+    at.button(key="sequence_copy_weights").click().run()
+    assert not at.exception
+    assert at.radio(key="sequence_weight_mode").value == "by hand"
+    assert at.text_input(key=WEIGHTS).value == explore.weights_text(point.class_weights)
+    assert not at.text_input(key=WEIGHTS).disabled
+
+
+def test_bad_weight_text_says_so_and_uses_ones(at):
+    at.text_input(key=WEIGHTS).set_value("1,2,x").run()
+    assert not at.exception
+    assert any("comma-separated" in e.value for e in at.error)
+    assert metric(at, "End-token weight") == "1"
+
+
+def test_table_edits_become_the_urls_text(monkeypatch):
+    state = {
+        "w": "old",
+        "table": {"edited_rows": {2: {"weight": 4.5}, 7: {"weight": -1}}},
+    }
+    monkeypatch.setattr(content.st, "session_state", state)
+    content._table_edited("w", "table", [1.0] * 8)
+    assert state["w"] == "1,1,4.5,1,1,1,1,0"
+    assert content.CONTROLS["hand_weights"].check("1,1,4.5,1,1,1,1,0")
+    with pytest.raises(ValueError, match="hand_weights"):
+        content.CONTROLS["hand_weights"].check("1,1")
 
 
 def test_the_sweep_control_changes_the_axis(at):
@@ -149,6 +235,8 @@ def test_reset_restores_defaults(at):
     at.slider(key="sequence_mask_ratio").set_value(0.8)
     at.slider(key="sequence_end_bias").set_value(6.0)
     at.selectbox(key="sequence_pad_id").set_value(7)
+    at.radio(key="sequence_mask").set_value("unmasked")
+    at.text_input(key=WEIGHTS).set_value("2,1,1,1,1,1,1,1")
     at.radio(key="sequence_sweep").set_value("end-token weight")
     at.selectbox(key="sequence_grad_of").set_value("trap")
     at.run()
@@ -159,49 +247,92 @@ def test_reset_restores_defaults(at):
     assert at.slider(key="sequence_mask_ratio").value == 0.3
     assert at.slider(key="sequence_end_bias").value == 2.5
     assert at.selectbox(key="sequence_pad_id").value == 0
+    assert at.radio(key="sequence_mask").value == "masked"
+    assert at.text_input(key=WEIGHTS).value == content.ONES
     assert at.radio(key="sequence_sweep").value == "padding share"
     assert at.selectbox(key="sequence_grad_of").value == "ours"
     assert metric(at, "Per-sequence mean") == default_loss
 
 
-def test_lesson_sets_the_controls(at):
+def test_a_lesson_sets_the_controls_and_shows_its_check(at):
     lesson = content.LESSONS[1]
     at.button(key=f"lesson_sequence_{lesson.title}").click().run()
     assert not at.exception
-    assert at.slider(key="sequence_mask_ratio").value == 0.6
-    assert at.radio(key="sequence_end_mode").value == "from data"
-    assert any(lesson.notice in info.value for info in at.info)
+    assert at.selectbox(key="sequence_pad_id").value == 2
+    values = content.CONTROLS.defaults() | lesson.settings
+    claim = explore.check_lesson(lesson.check, values, 0)
+    notes = [info.value for info in at.info if lesson.notice in info.value]
+    assert notes and f"✓ Checked: {claim.statement}" in notes[0]
+
+
+def test_the_original_attempts_fail_on_the_page_and_run_once(monkeypatch):
+    calls = []
+    run_all = attempts.run_all
+
+    def counted(seed=0):
+        calls.append(seed)
+        return run_all(seed)
+
+    monkeypatch.setattr(attempts, "run_all", counted)
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    assert not at.exception
+    assert "The original attempt" in [s.value for s in at.subheader]
+    outcomes = {a.key: o for a, o in run_all(0)}
+    errors = [e.value for e in at.error]
+    for key in (
+        "eval_in_loss",
+        "python_loop",
+        "class_weight_ids",
+        "class_weight_one_hot",
+    ):
+        assert outcomes[key].kind == "error"
+        assert outcomes[key].message in errors, key
+    assert outcomes["pad_with_end"].message in [w.value for w in at.warning]
+    at.slider(key="sequence_mask_ratio").set_value(0.55).run()
+    at.radio(key="sequence_mask").set_value("unmasked").run()
+    assert not at.exception
+    assert calls == [0]  # cached per seed: a move never reruns them
 
 
 def test_train_draws_the_curves_the_summary_and_the_rows(at):
     charts_before = len(at.get("plotly_chart"))
-    at.multiselect(key="train_choice_sequence").set_value(
-        ["unmasked", "masked + end weight"]
-    )
+    runs = explore.train_runs(explore.Setting(), 0)
+    labels = [run.label for run in runs]
+    assert at.multiselect(key="train_choice_sequence").options == labels
+    at.multiselect(key="train_choice_sequence").set_value([labels[1], labels[2]])
     at.number_input(key="train_epochs_sequence").set_value(2)
     at.button(key="train_go_sequence").click().run()
     assert not at.exception
-    runs = at.session_state["train_runs_sequence"]
-    assert [r["label"] for r in runs] == ["unmasked", "masked + end weight"]
-    assert [r["variant"] for r in runs] == ["unmasked", "masked_end_weight"]
-    for run in runs:
+    history = at.session_state["train_runs_sequence"]
+    assert [r["label"] for r in history] == labels[1:]
+    assert [r["variant"] for r in history] == ["unmasked", "masked"]
+    for run in history:
         assert run["epochs"] == [1, 2]
-        for metric_name in ("loss", "masked_accuracy", "end_share", "pad_share"):
-            assert len(run["history"][metric_name]) == 2
-    # One curve per metric: loss, held-out accuracy, end share, pad share.
-    assert len(at.get("plotly_chart")) == charts_before + 4
+        for name in explore.TRAINING.metrics:
+            assert len(run["history"][name]) == 2
+    # One curve per charted metric.
+    assert len(at.get("plotly_chart")) == charts_before + len(explore.TRAINING.metrics)
     tables = [d.value for d in at.dataframe]
     runs_table = next(t for t in tables if "run" in t)
-    assert list(runs_table["run"]) == ["#1 unmasked", "#2 masked + end weight"]
+    assert list(runs_table["run"]) == [f"#1 {labels[1]}", f"#2 {labels[2]}"]
     # The last run's summary and its decoded held-out rows.
-    assert at.markdown[-1].value.startswith("**#2 masked + end weight**: held-out")
+    assert at.markdown[-1].value.startswith(f"**#2 {labels[2]}**: held-out")
     assert "end-token weight **" in at.markdown[-1].value
     decoded = tables[-1]
-    assert list(decoded["target"]) == [row["target"] for row in runs[-1]["rows"]]
+    assert list(decoded["target"]) == [row["target"] for row in history[-1]["rows"]]
     assert list(decoded["input"])[0].startswith("<s> ")
     assert set(decoded["copied"]) <= {"✓", "✗"}
     at.button(key="train_clear_sequence").click().run()
     assert at.session_state["train_runs_sequence"] == []
+
+
+def test_the_train_runs_follow_the_mask_and_the_pad_id(at):
+    at.selectbox(key="sequence_pad_id").set_value(2).run()
+    at.radio(key="sequence_mask").set_value("unmasked").run()
+    assert not at.exception
+    options = at.multiselect(key="train_choice_sequence").options
+    assert options[0] == "unmasked, pad = </s>, end weight 1 by hand"
+    assert options[1] == "masked, pad = </s>, end weight 1 by hand"
 
 
 def test_the_words_name_the_batch_the_page_computes():
@@ -217,13 +348,20 @@ def test_the_words_name_the_batch_the_page_computes():
     sizes = f"{explore.NUM_SEQUENCES} × {explore.MAX_LEN}"
     assert sizes in content.CONTROLS["mask_ratio"].help
     assert sizes in content.HELPS["sample_weight=mask"]
-    assert f"class_weights[{explore.END_ID}]" in content.CONTROLS["end_weight"].help
+    assert f"class_weights[{explore.END_ID}]" in content.CONTROLS["hand_weights"].help
+    defaults = inspect.signature(explore.example_batch).parameters
+    assert f"+{defaults['signal'].default:g}" in content.CONTROLS["end_bias"].help
     assert tuple(LOSS_LABELS) == explore.LOSSES
-    assert content.CONTROLS["end_mode"].options == explore.END_MODES
+    assert content.CONTROLS["mask"].options == explore.MASKS
+    assert content.CONTROLS["weight_mode"].options == explore.WEIGHT_MODES
     assert content.CONTROLS["sweep"].options == explore.SWEEPS
+    assert explore.parse_weights(content.ONES) == explore.ONES
     controls = content.CONTROLS.resolved()
     for pad_id in controls["pad_id"].options:
         explore.Setting(pad_id=pad_id)
-    for name, value in controls.defaults().items():
-        if name in explore.Setting.__dataclass_fields__:
-            assert getattr(explore.Setting(), name) == value, name
+    assert explore.END_ID in controls["pad_id"].options
+    assert explore.setting_of(controls.defaults()) == explore.Setting()
+    for setting in (explore.Setting(), explore.Setting(pad_id=2, mask="unmasked")):
+        for key in setting.losses:
+            label = content.loss_metrics(setting.masked)[key]
+            assert label in content.HELPS

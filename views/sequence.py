@@ -1,4 +1,4 @@
-"""Sequence masking and class weights: padding masks, end-token weights, the traps.
+"""Sequence masking and class weights: padding masks, class weights, the traps.
 
 A thin view: controls, then numbers and charts from ``lossviz.explore.sequence``.
 """
@@ -7,26 +7,42 @@ import streamlit as st
 
 import ui
 from lossviz.explore import sequence as explore
+from lossviz.explore.attempts import sequence as attempts
 from ui.figures import sequence as figures
 from views.content import sequence as content
 
+
+def copy_weights(text: str) -> None:
+    """Puts the weights in use into the hand table, and the mode to by hand."""
+    st.session_state[content.CONTROLS.key("hand_weights")] = text
+    st.session_state[content.CONTROLS.key("weight_mode")] = content.BY_HAND
+
+
+seed = ui.seed()
 ui.header(
     "Sequence masking and class weights",
     explore.FORMULA,
-    content.INTRO,
+    content.intro(ui.cached(explore.intro_facts)(seed)),
     controls=content.CONTROLS,
     lessons=content.LESSONS,
 )
 values = content.CONTROLS.render(columns=content.COLUMNS)
 ui.reset_button("sequence")
-ui.lesson_note(content.CONTROLS, content.LESSONS)
+ui.lesson_note(
+    content.CONTROLS,
+    content.LESSONS,
+    lambda lesson: ui.cached(
+        explore.check_lesson, spinner="Checking the lesson (a few short training runs)…"
+    )(lesson.check, values, seed),
+)
 s = values.to(explore.Setting)
-seed = ui.seed()
+if s.mask != explore.MASKED and s.masked:
+    st.caption(content.ALWAYS_MASKED)
 point = ui.cached(explore.at_setting)(s, seed)
 
 st.subheader(content.MAIN_SECTION, divider="gray")
 for column, (key, label) in zip(
-    st.columns(4), content.LOSS_METRICS.items(), strict=True
+    st.columns(4), content.loss_metrics(point.masked).items(), strict=True
 ):
     with column:
         if key not in point.values:
@@ -45,7 +61,7 @@ row = st.columns(4)
 with row[0]:
     ui.metric("Perplexity", point.perplexity, help=content.HELPS["Perplexity"])
 with row[1]:
-    ui.metric("Masked accuracy", point.accuracy, help=content.HELPS["Masked accuracy"])
+    ui.metric("Accuracy", point.accuracy, help=content.HELPS["Accuracy"])
 with row[2]:
     ui.metric(
         "Special-token MAE",
@@ -56,21 +72,57 @@ with row[2]:
     )
 with row[3]:
     ui.metric(
-        "End-token weight", point.end_weight, help=content.end_weight_help(s.end_mode)
+        "End-token weight",
+        point.end_weight,
+        help=content.end_weight_help(s.weight_mode),
     )
+row = st.columns(4)
+with row[0]:
+    label = "Padding's share of the gradient"
+    ui.metric(label, point.padding_grad_share["ours"], help=content.HELPS[label])
+with row[1]:
+    label = "Real ends the loss counts"
+    ui.metric(
+        label,
+        point.real_ends_counted,
+        delta=f"of {point.end_tokens}",
+        delta_color="off",
+        delta_arrow="off",
+        help=content.HELPS[label],
+    )
+with row[2]:
+    label = "</s> share of counted steps"
+    ui.metric(label, point.end_share_counted, help=content.HELPS[label])
 for key in point.losses:
     label = figures.LOSS_LABELS[key]
     ui.nonfinite_note(label, [point.values[key]])
     ui.nonfinite_note(f"gradient of the {label} loss", point.grads[key])
 if point.all_padding:
-    st.info(content.ALL_PADDING, icon=":material/info:")
+    st.info(content.all_padding(point), icon=":material/info:")
+
+st.markdown(f"**{content.WEIGHTS_TITLE}**")
+st.caption(content.weights_caption(s.weight_mode, point.masked))
+if s.weight_mode == content.END_FROM_DATA:
+    st.latex(explore.END_WEIGHT_FORMULA)
+elif s.weight_mode == content.ALL_FROM_DATA:
+    st.latex(explore.BALANCED_FORMULA)
+st.dataframe(figures.weights_table(point), hide_index=True)
+if s.weight_mode != content.BY_HAND:
+    st.button(
+        content.COPY_WEIGHTS,
+        key="sequence_copy_weights",
+        on_click=copy_weights,
+        args=(explore.weights_text(point.class_weights),),
+        help=content.COPY_HELP,
+        icon=":material/content_copy:",
+    )
 with st.expander(content.CLASS_WEIGHT_TITLE):
     st.markdown(content.CLASS_WEIGHT_NOTE)
 
 with ui.secondary(content.GRADIENT_SECTION, section=True):
     grad_of = content.GRADIENT.render().grad_of
     if grad_of not in point.losses:
-        st.caption(content.NO_UNMASKED_GRADIENT)
+        st.caption(content.NO_OTHER_GRADIENT)
         grad_of = "ours"
     ui.plot(ui.cached(figures.gradient_steps)(point, grad_of))
     st.dataframe(figures.token_table(point), hide_index=True)
@@ -93,6 +145,8 @@ with ui.secondary(content.sweep_section(over), section=True):
         )
     st.caption(content.SWEEP_CAPTION)
 
-ui.use_it(explore.SOURCES, content.snippet(s.pad_id))
+ui.attempts(ui.cached(attempts.run_all, spinner="Running the original attempts…")(seed))
+
+ui.use_it(explore.SOURCES, content.snippet(s))
 st.markdown(content.train_intro(ui.cached(explore.train_data)(seed)))
-ui.train_panel(explore.TRAINING, explore.train_runs(s))
+ui.train_panel(explore.TRAINING, ui.cached(explore.train_runs)(s, seed))

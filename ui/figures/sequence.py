@@ -65,8 +65,10 @@ def weights_table(point) -> dict:
 
 
 def per_sequence(point):
-    """Each sequence's loss with the mask and (where there is one) without."""
-    names = {"masked": "masked (ours)", "unmasked": "unmasked"}
+    """Each sequence's loss with the mask and (where there is one) without;
+    the one the page's loss uses is marked "(ours)"."""
+    ours = "masked" if point.masked else "unmasked"
+    names = {key: f"{key} (ours)" if key == ours else key for key in point.per_sequence}
     return charts.bars(
         row_names(point),
         {names[key]: values for key, values in point.per_sequence.items()},

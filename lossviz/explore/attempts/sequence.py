@@ -282,7 +282,28 @@ def _run_class_weight_one_hot(function, batch: Batch) -> Outcome:
     return unexpected(fitted.history["loss"], "model.fit", **common)
 
 
+def _copy_task_padded_with(function, seed: int) -> bool:
+    """Whether ``function`` pads the copy task's sequences (the Train panel's,
+    with ``seed``) into the very targets its run with ``pad_as_end`` trains on."""
+    from lossviz.training import core
+    from lossviz.training import sequence as task
+
+    params = task.check_params({})
+    sizes = {k: params[k] for k in ("max_len", "padded_len", "num_tokens")}
+    _, targets = task.copy_dataset(
+        core.rng(seed, 1), params["num_train"], pad_id=task.END_ID, **sizes
+    )
+    lengths = task.real_steps(targets).sum(axis=-1)
+    rows = [
+        tuple(int(t) for t in row[:n]) for row, n in zip(targets, lengths, strict=True)
+    ]
+    padded = np.asarray(function(rows, sizes["padded_len"], task.END_ID))
+    return bool(np.array_equal(padded, targets))
+
+
 def _run_pad_with_end(function, batch: Batch) -> Outcome:
+    from lossviz.explore import sequence as explore
+
     padded = np.asarray(function(batch.sequences, MAX_LEN, END_ID))
     end_share = float(np.mean(padded == END_ID))
     mask = batch.targets != PAD_ID
@@ -294,27 +315,62 @@ def _run_pad_with_end(function, batch: Batch) -> Outcome:
     fixed = sequence.masked_sparse_categorical_crossentropy(
         batch.targets, batch.logits, pad_id=PAD_ID
     ).numpy()
+    # The Train panel's copy task, padded by this function, trained unmasked
+    # (every position counts), beside the same task with a pad id of its own.
+    trained = explore.trained_summary(
+        explore.Setting(pad_id=END_ID, mask=explore.UNMASKED), batch.seed
+    )
+    trained_fix = explore.trained_summary(explore.Setting(), batch.seed)
+    said_end, target_end = (
+        "real steps predicted `</s>`",
+        "real target steps that are `</s>`",
+    )
     numbers = {
         "end_share": end_share,
         "fix_end_share": fix_share,
         "end_tokens": int(np.sum(padded == END_ID)),
         "tokens": int(padded.size),
         "loss": float(unmasked.mean()),
+        "same_as_task_targets": _copy_task_padded_with(function, batch.seed),
+        "trained_end_share": float(trained[said_end]),
+        "trained_target_end_share": float(trained[target_end]),
+        "trained_stop_share": float(trained[explore.STOP]),
+        "fix_trained_end_share": float(trained_fix[said_end]),
     }
+    epochs = explore.TRAINING.epochs
     return Outcome(
         kind="wrong",
         message=(
             f"{numbers['end_tokens']} of the {numbers['tokens']} target tokens "
             f"({end_share:.0%}) are the end token, and every one counts in the "
             f"loss: against {fix_share:.0%} of the tokens a mask over a distinct "
-            "pad id keeps"
+            f"pad id keeps. Trained {epochs} epochs on the copy task padded this "
+            f"way, the model answers `</s>` on {numbers['trained_end_share']:.0%} "
+            "of the real steps, where the targets have "
+            f"{numbers['trained_target_end_share']:.0%}"
         ),
         numbers=numbers,
+        details=(
+            (
+                "the copy task's targets, padded by this function",
+                "the very targets the run trains on"
+                if numbers["same_as_task_targets"]
+                else "not the task's targets",
+            ),
+            (
+                f"trained {epochs} epochs, unmasked",
+                f"`</s>` or `<pad>` on {numbers['trained_stop_share']:.0%} of the "
+                "content steps: the output stops too early",
+            ),
+        ),  # fmt: skip
         fix_value=fixed,
         fix_message=(
             f"lossviz.masked_sparse_categorical_crossentropy(pad_id={PAD_ID}) with "
             f"the end token once per sequence: end tokens are {fix_share:.0%} of "
-            f"the {int(mask.sum())} tokens it counts; mean loss {fmt(fixed.mean())}"
+            f"the {int(mask.sum())} tokens it counts; mean loss {fmt(fixed.mean())}. "
+            f"Trained so on the copy task, the model answers `</s>` on "
+            f"{numbers['fix_trained_end_share']:.0%} of the real steps (the targets "
+            f"have {numbers['trained_target_end_share']:.0%})"
         ),
     )
 
@@ -379,8 +435,8 @@ ATTEMPTS = (
         key="pad_with_end",
         title="Pad the targets by repeating the end token",
         why=(
-            "every padded position becomes an end token that the loss counts "
-            "and the model learns to predict"
+            "every padded position becomes an end token that the loss counts, "
+            "so the model learns to answer the end token where it is unsure"
         ),
         fix=(
             "`lossviz.masked_sparse_categorical_crossentropy(pad_id=...)` masks a "
