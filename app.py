@@ -105,7 +105,7 @@ streamlit_internals.install(HERE / path for path, *_ in PAGES)
 # Imported (so compiled) before TensorFlow's background import, for the same
 # reason as the pages.
 CONTENT = {path: content(path) for path, *_ in PAGES}
-_warm_up_backend()
+warm_up = _warm_up_backend()
 navigation = st.navigation(
     [st.Page(home, title="Overview", icon=":material/home:", default=True), *pages]
 )
@@ -121,4 +121,9 @@ with st.sidebar:
         help="Seeds every example on every page: change it to see another draw.",
     )
     classroom.sidebar_switches()
+if navigation.title != "Overview":
+    # A loss page imports TensorFlow too: let the background import finish
+    # first. Two threads importing it at once can deadlock (Python's import
+    # locks, "_DeadlockError"), as a fresh server's first page did.
+    warm_up.join()
 navigation.run()

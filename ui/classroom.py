@@ -175,18 +175,13 @@ def folded() -> bool:
     return _FOLDED.get()
 
 
-def url_value(value) -> str:
-    """A control's value as a lesson link writes it in the URL."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _holds(key: str, value) -> bool:
-    """Whether the control ``key`` holds ``value``. The lessons are drawn
-    above the controls: on a page's first run from a lesson link the control
-    has no state yet, and its value is the one in the URL."""
+def _holds(key: str, value, text: str) -> bool:
+    """Whether the control ``key`` holds ``value`` (``text`` in the URL). On a
+    page's first run from a lesson link a control drawn later has no state
+    yet, and its value is the one in the URL."""
     if key in st.session_state:
         return repr(st.session_state[key]) == repr(value)
-    return st.query_params.get(key) == url_value(value)
+    return st.query_params.get(key) == text
 
 
 def _apply(settings: dict, title: str) -> None:
@@ -197,8 +192,7 @@ def _apply(settings: dict, title: str) -> None:
 
 def lesson_links(controls, lesson: Lesson) -> dict[str, str]:
     """The query parameters of a link that opens the page at ``lesson``."""
-    keyed = controls.keyed(lesson.settings)
-    return {**{k: url_value(v) for k, v in keyed.items()}, "lesson": lesson.title}
+    return {**controls.url_settings(lesson.settings), "lesson": lesson.title}
 
 
 def lessons(controls, items) -> None:
@@ -225,7 +219,8 @@ def active_lesson(controls, items):
     for lesson in items:
         if lesson.title == active:
             keyed = controls.settings(lesson.settings)
-            if all(_holds(k, v) for k, v in keyed.items()):
+            texts = controls.url_settings(lesson.settings)
+            if all(_holds(k, v, texts[k]) for k, v in keyed.items()):
                 return lesson
     return None
 

@@ -67,6 +67,10 @@ class Control:
         """``value`` if this control can take it, else ``ValueError``."""
         return value
 
+    def url(self, value) -> str:
+        """``value`` as the URL holds it (what a lesson link writes)."""
+        return _fmt(value)
+
     def draw(self, key: str, disabled: bool = False):  # pragma: no cover
         raise NotImplementedError
 
@@ -204,6 +208,10 @@ class Choice(Control):
             )
         return value
 
+    def url(self, value) -> str:
+        # Streamlit keeps a choice in the URL as its shown (formatted) label.
+        return str((self.format_func or _fmt)(value))
+
     def _fill(self, spec):
         if self.options:
             return {}
@@ -245,6 +253,9 @@ class Toggle(Control):
         if not isinstance(value, bool):
             raise ValueError(f"`{self.name}` must be true or false, got {value!r}.")
         return value
+
+    def url(self, value) -> str:
+        return "true" if value else "false"
 
     def draw(self, key: str, disabled: bool = False):
         return st.toggle(
@@ -351,9 +362,13 @@ class Controls:
         return Values({c.name: c.default for c in self.resolved()})
 
     def keyed(self, values: Mapping) -> dict[str, Any]:
-        """``{key: value}`` for control values given by name, unchecked (the
-        landing page's lesson links, before TensorFlow is imported)."""
+        """``{key: value}`` for control values given by name, unchecked."""
         return {self.key(n): v for n, v in values.items()}
+
+    def url_settings(self, values: Mapping) -> dict[str, str]:
+        """``{key: text}``: control values given by name as the URL holds
+        them (the landing page's lesson links, before TensorFlow loads)."""
+        return {self.key(n): self[n].url(v) for n, v in values.items()}
 
     def settings(self, values: Mapping) -> dict[str, Any]:
         """``{key: value}`` for control values given by name, each checked
