@@ -264,16 +264,8 @@ def test_train_draws_the_curves_and_follows_the_controls(app):
     ]
 
 
-def test_the_original_attempts_fail_on_the_page_and_run_once_per_seed(monkeypatch):
-    calls, ran = [], []
-    run_all = attempts.run_all
-
-    def counted(seed=0):
-        calls.append(seed)
-        ran.append(run_all(seed))
-        return ran[-1]
-
-    monkeypatch.setattr(attempts, "run_all", counted)
+def test_the_original_attempts_fail_on_the_page_and_run_once_per_seed(count_calls):
+    calls, _ = count_calls(attempts, "run_all")
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception, at.exception
     headings = [s.value for s in at.subheader]
@@ -284,12 +276,12 @@ def test_the_original_attempts_fail_on_the_page_and_run_once_per_seed(monkeypatc
     alerts = {a.value for a in at.error} | {a.value for a in at.warning}
     # The outcomes the page drew (tf.nn's sampler is not seeded in every
     # attempt: a rerun may give other numbers).
-    for attempt, outcome in ran[0]:
+    for attempt, outcome in calls.results[0]:
         assert any(attempt.title in t for t in texts), attempt.key
         assert outcome.kind != "ok" and outcome.message in alerts, attempt.key
         assert attempt.code.strip() in [c.value for c in at.code], attempt.key
     # Every mistake the issue lists for this family.
-    assert [attempt.key for attempt, _ in ran[0]] == [
+    assert [attempt.key for attempt, _ in calls.results[0]] == [
         "missing_api", "keras_history", "logits_as_inputs", "one_hot_targets",
         "dummy_loss", "sequence_outputs",
     ]  # fmt: skip

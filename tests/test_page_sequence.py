@@ -265,15 +265,8 @@ def test_a_lesson_sets_the_controls_and_shows_its_check(at):
     assert notes and f"✓ Checked: {claim.statement}" in notes[0]
 
 
-def test_the_original_attempts_fail_on_the_page_and_run_once(monkeypatch):
-    calls = []
-    run_all = attempts.run_all
-
-    def counted(seed=0):
-        calls.append(seed)
-        return run_all(seed)
-
-    monkeypatch.setattr(attempts, "run_all", counted)
+def test_the_original_attempts_fail_on_the_page_and_run_once(count_calls):
+    calls, run_all = count_calls(attempts, "run_all")
     at = AppTest.from_file(PAGE, default_timeout=300).run()
     assert not at.exception
     assert "The original attempt" in [s.value for s in at.subheader]

@@ -312,15 +312,8 @@ def test_a_lesson_note_shows_its_computed_check():
     )
 
 
-def test_the_original_attempts_fail_on_the_page_and_run_once_per_seed(monkeypatch):
-    calls = []
-    run_all = attempts.run_all
-
-    def counted(seed=0):
-        calls.append(seed)
-        return run_all(seed)
-
-    monkeypatch.setattr(attempts, "run_all", counted)
+def test_the_original_attempts_fail_on_the_page_and_run_once_per_seed(count_calls):
+    calls, run_all = count_calls(attempts, "run_all")
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception, at.exception
     headings = [s.value for s in at.subheader]

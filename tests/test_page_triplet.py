@@ -138,14 +138,8 @@ def test_margin_two_note_checks_that_every_triplet_is_active(app):
     assert not any(lesson.notice in info.value for info in app.info)
 
 
-def test_attempts_fail_visibly_and_are_not_rerun_on_a_move(monkeypatch):
-    calls, run_all = [], attempts.run_all
-
-    def counted(seed=0):
-        calls.append(seed)
-        return run_all(seed)
-
-    monkeypatch.setattr(attempts, "run_all", counted)
+def test_attempts_fail_visibly_and_are_not_rerun_on_a_move(count_calls):
+    calls, run_all = count_calls(attempts, "run_all")
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception, at.exception
     headings = [h.value for h in at.subheader]

@@ -136,7 +136,10 @@ class Slider(Control):
         return (self.low, self.high)
 
     def draw(self, key: str, disabled: bool = False):
-        return st.slider(
+        return self._draw_with(st.slider, key, disabled)
+
+    def _draw_with(self, widget, key: str, disabled: bool):
+        return widget(
             self.label,
             min_value=self.low,
             max_value=self.high,
@@ -170,18 +173,7 @@ class Number(Slider):
         return tuple(v for v in (self.low, self.high) if v is not None)
 
     def draw(self, key: str, disabled: bool = False):
-        return st.number_input(
-            self.label,
-            min_value=self.low,
-            max_value=self.high,
-            value=self.default,
-            step=self.step,
-            format=self.format,
-            key=key,
-            bind="query-params",
-            help=self.help or None,
-            disabled=disabled,
-        )
+        return self._draw_with(st.number_input, key, disabled)
 
 
 @dataclass(frozen=True)
