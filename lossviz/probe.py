@@ -65,9 +65,15 @@ and says so. A loss that raises on the typical inputs never crashes the
 probe: ``call`` fails with its error and the checks that need its values fail
 as not run (``graph_mode`` still traces it, to show its own error).
 
+``scale_sweep`` follows the loss and its gradient as the logits of the typical
+batch grow (a failing check's story, drawn by the probe page). ``load_source``
+is the one place where lossviz runs code a user typed: only when the server
+was started with ``LOSSVIZ_ALLOW_PASTED_CODE=1``, in its own process.
+
 Public names: ``TASKS``, ``OUTPUTS``, ``CHECKS``, ``STATUSES``, ``CheckResult``,
 ``ProbeReport``, ``ProbeError``, ``probe``, ``assert_sane``, ``format_report``,
-``load_target``.
+``load_target``, ``SWEEP_SCALES``, ``ScaleSweep``, ``scale_sweep``,
+``PASTED_CODE_ENV``, ``pasted_code_allowed``, ``load_source``.
 """
 
 from __future__ import annotations
@@ -82,6 +88,7 @@ import re
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -1767,6 +1774,126 @@ def assert_sane(loss, task, **kwargs) -> ProbeReport:
     return report
 
 
+# --- the loss as the logits grow --------------------------------------------------
+
+SWEEP_SCALES = tuple(float(s) for s in np.geomspace(1e-2, 1e4, 25))
+
+
+@dataclass(frozen=True)
+class ScaleSweep:
+    """The loss and its gradient over a grid of logit scales.
+
+    At scale ``s`` the loss sees the probe's typical ``y_true`` and a
+    ``y_pred`` made from ``s * logits``: the logits themselves for
+    ``outputs="logits"``; for probabilities, their softmax (categorical,
+    sparse) or sigmoid (multi-label, regression), computed in float64 and
+    cast to float32 like every input, so large scales give exact 0 and 1.
+    At ``s = 1`` these are the probe's typical inputs for the same seed.
+
+    Attributes:
+      scales: the grid ``[n]``.
+      mean_loss: the mean of the values the loss returns, per scale ``[n]``;
+        NaN/Inf kept; NaN where the loss raised or returned no float values.
+      grad_norm: the L2 norm of the gradient of the values' sum w.r.t.
+        ``y_pred`` ``[n]``; NaN/Inf kept, 0 where there is no gradient
+        (``None``), NaN where the loss raised.
+      ran: per scale, whether the loss gave float values (it did not raise).
+      y_true, logits: the typical targets and logits (at scale 1).
+      loss_nonfinite_from, grad_nonfinite_from: the smallest scale from
+        which every mean loss (gradient norm) up to the end of the grid is
+        NaN or Inf, or None when the last one is finite (scales where the
+        loss raised are left out).
+      error: the first error the loss raised on the way, or None.
+    """
+
+    scales: np.ndarray
+    mean_loss: np.ndarray
+    grad_norm: np.ndarray
+    ran: np.ndarray
+    y_true: np.ndarray
+    logits: np.ndarray
+    loss_nonfinite_from: float | None
+    grad_nonfinite_from: float | None
+    error: str | None = None
+
+
+def _trailing_nonfinite_from(scales: np.ndarray, values: np.ndarray) -> float | None:
+    finite = np.isfinite(values)
+    if finite.size == 0 or finite[-1]:
+        return None
+    last_finite = np.flatnonzero(finite)
+    start = int(last_finite[-1]) + 1 if last_finite.size else 0
+    return float(scales[start])
+
+
+def _from_logits(task, outputs, logits):
+    if outputs == "logits":
+        return logits
+    if task in ("categorical", "sparse"):
+        return _softmax(logits)
+    return _sigmoid(logits)
+
+
+def scale_sweep(loss, task, outputs="logits", scales=SWEEP_SCALES, seed=0):
+    """Mean loss and gradient norm as the typical logits are multiplied by each
+    of ``scales``; see ``ScaleSweep``.
+
+    Args:
+      loss, task, outputs, seed: as for ``probe`` (the same typical batch:
+        ``BATCH_SIZE`` samples over ``WIDTH`` classes or dimensions).
+      scales: positive logit scales, e.g. ``SWEEP_SCALES`` (1e-2 to 1e4).
+
+    Returns:
+      A ``ScaleSweep`` of float64 numpy arrays.
+
+    Raises:
+      ProbeError: an unknown task or outputs, a ``loss`` that is not a loss,
+        or scales that are not positive finite numbers.
+    """
+    try:
+        check_choice("task", task, TASKS)
+        check_choice("outputs", outputs, OUTPUTS)
+    except ValueError as error:
+        raise ProbeError(str(error)) from None
+    grid = np.asarray(scales, dtype=np.float64).ravel()
+    if grid.size == 0 or not np.all(np.isfinite(grid) & (grid > 0)):
+        raise ProbeError("`scales` must be positive finite numbers.")
+    subject = _subject(loss)
+    rng = np.random.default_rng(int(seed))
+    shapes = _Shapes(BATCH_SIZE, () if task == "sparse" else (WIDTH,), (WIDTH,))
+    y_true = _targets(task, outputs, rng, shapes)
+    if task == "regression":  # the same draws as the probe's typical y_pred
+        logits = _predictions(task, outputs, rng, shapes)
+        if outputs == "probabilities":  # the logits whose sigmoid they are
+            logits = np.log(logits) - np.log1p(-logits)
+    else:
+        logits = _predictions(task, "logits", rng, shapes)
+    mean_loss = np.full(grid.size, np.nan)
+    grad_norm = np.full(grid.size, np.nan)
+    ran = np.zeros(grid.size, dtype=bool)
+    error = subject.error
+    with _quiet_tensorflow(), np.errstate(over="ignore", invalid="ignore"):
+        for i, scale in enumerate(grid if error is None else ()):
+            run = _run(subject, y_true, _from_logits(task, outputs, scale * logits))
+            if not _numbers(run):
+                error = error or run.error or f"returns {run.dtype} values"
+                continue
+            ran[i] = True
+            mean_loss[i] = np.mean(run.values)
+            grad_norm[i] = 0.0 if run.grad is None else np.linalg.norm(run.grad)
+    return ScaleSweep(
+        scales=grid,
+        mean_loss=mean_loss,
+        grad_norm=grad_norm,
+        ran=ran,
+        y_true=y_true,
+        logits=logits,
+        loss_nonfinite_from=_trailing_nonfinite_from(grid[ran], mean_loss[ran]),
+        grad_nonfinite_from=_trailing_nonfinite_from(grid[ran], grad_norm[ran]),
+        error=error,
+    )
+
+
 # --- the user's code --------------------------------------------------------------
 
 
@@ -1871,5 +1998,61 @@ def load_target(target: str):
         raise ProbeError(
             f"{target} is a {type(found).__name__}, not a loss: a function (y_true, "
             "y_pred) -> values or a keras.losses.Loss instance or class"
+        )
+    return found
+
+
+PASTED_CODE_ENV = "LOSSVIZ_ALLOW_PASTED_CODE"
+PASTED_FILE = "<pasted code>"
+
+
+def pasted_code_allowed() -> bool:
+    """Whether this process may run pasted code: ``LOSSVIZ_ALLOW_PASTED_CODE=1``
+    in its environment (read on every call)."""
+    return os.environ.get(PASTED_CODE_ENV) == "1"
+
+
+def load_source(text: str, name: str):
+    """The object ``name`` that the Python source ``text`` defines.
+
+    The one place where lossviz runs code a user typed. It runs in this
+    process, with all of its rights (files, network, the server's memory),
+    so it refuses unless the process was started with
+    ``LOSSVIZ_ALLOW_PASTED_CODE=1``: meant for a server on your own machine,
+    never a shared one. The text runs as a fresh module (``__name__`` is
+    ``lossviz_pasted``), not registered in ``sys.modules``.
+
+    Raises:
+      ProbeError: pasted code is not allowed, ``name`` is not an identifier,
+        the code does not run (one line, with the line number), or it defines
+        no callable ``name``.
+    """
+    if not pasted_code_allowed():
+        raise ProbeError(
+            f"pasted code is off: start the server with {PASTED_CODE_ENV}=1 to run "
+            "it (on your own machine only: it runs in the server's process)"
+        )
+    if not name.isidentifier():
+        raise ProbeError(f"the name of the loss must be a Python name, got {name!r}")
+    module = types.ModuleType("lossviz_pasted")
+    module.__file__ = PASTED_FILE
+    try:
+        code = compile(text, PASTED_FILE, "exec")
+        # The one exec of user text in lossviz, behind the opt-in above.
+        exec(code, module.__dict__)
+    except (Exception, SystemExit) as error:
+        where = os.path.abspath(PASTED_FILE)  # as _import_error compares paths
+        raise ProbeError(
+            f"the pasted code does not run: {_import_error(error, where)}"
+        ) from None
+    found = vars(module).get(name)
+    if not callable(found):
+        defined = sorted(
+            n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
+        )
+        what = "nothing callable" if not defined else ", ".join(defined)
+        raise ProbeError(
+            f"the pasted code defines no loss {name!r} (a function (y_true, y_pred) "
+            f"-> values or a keras.losses.Loss); it defines: {what}"
         )
     return found

@@ -7,10 +7,18 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ui.catalog import PAGE_DIR, PAGES, page_name
-from views.content import check, multilabel, sampled, sequence, sharpen, triplet
+from views.content import (
+    check,
+    multilabel,
+    probe,
+    sampled,
+    sequence,
+    sharpen,
+    triplet,
+)
 
 CONTENT = {m.__name__.rsplit(".", 1)[1]: m for m in
-           (sharpen, sampled, sequence, triplet, multilabel, check)}  # fmt: skip
+           (sharpen, sampled, sequence, triplet, multilabel, check, probe)}  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,8 +94,8 @@ def test_every_page_has_a_content_module_the_landing_page_reads_without_tensorfl
     # page does) must not import TensorFlow.
     code = (
         "import sys\n"
-        "from views.content import check, multilabel, sampled, sequence, sharpen, "
-        "triplet\n"
+        "from views.content import check, multilabel, probe, sampled, sequence, "
+        "sharpen, triplet\n"
         "assert 'tensorflow' not in sys.modules, 'content imports TensorFlow'\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -494,3 +494,207 @@ def test_bad_usage_exits_2(cli_runs):
     status, _, err = cli_runs["usage"]
     assert status == 2
     assert "--task" in err and "Traceback" not in err
+
+
+# --- the loss as the logits grow ------------------------------------------------
+
+
+def _softmax64(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _as_float32(x):
+    """What the loss sees: every input is cast to float32, as Keras does."""
+    return np.asarray(x, dtype=np.float32).astype(np.float64)
+
+
+def test_scale_sweep_matches_numpy_for_cross_entropy_on_logits():
+    scales = (0.1, 1.0, 10.0, 1e3)
+    sweep = probe.scale_sweep(
+        fixture("softmax_crossentropy"), "categorical", "logits", scales, seed=2
+    )
+    np.testing.assert_array_equal(sweep.scales, scales)
+    y = sweep.y_true
+    assert y.shape == sweep.logits.shape == (probe.BATCH_SIZE, probe.WIDTH)
+    assert sweep.ran.all() and sweep.error is None
+    for i, scale in enumerate(scales):
+        z = _as_float32(scale * sweep.logits)
+        m = z.max(axis=-1, keepdims=True)
+        lse = m[:, 0] + np.log(np.exp(z - m).sum(axis=-1))
+        values = lse - (y * z).sum(axis=-1)
+        grad = _softmax64(z) - y
+        np.testing.assert_allclose(sweep.mean_loss[i], values.mean(), rtol=1e-5)
+        np.testing.assert_allclose(
+            sweep.grad_norm[i], np.linalg.norm(grad), rtol=1e-4, atol=1e-6
+        )
+    assert sweep.loss_nonfinite_from is None and sweep.grad_nonfinite_from is None
+
+
+def test_scale_sweep_draws_the_probes_typical_batch_at_scale_one():
+    again = probe.scale_sweep(fixture("huber"), "regression", "probabilities", seed=3)
+    sweep = probe.scale_sweep(fixture("huber"), "regression", "probabilities", seed=3)
+    np.testing.assert_array_equal(sweep.logits, again.logits)
+    np.testing.assert_array_equal(sweep.mean_loss, again.mean_loss)
+    # The probe's typical predictions for probabilities lie in [0.05, 0.95].
+    p = 1.0 / (1.0 + np.exp(-sweep.logits))
+    assert p.min() >= 0.05 and p.max() <= 0.95
+    np.testing.assert_array_equal(sweep.scales, probe.SWEEP_SCALES)
+    for i, scale in enumerate(sweep.scales):
+        with np.errstate(over="ignore"):  # exp overflows to Inf: p = 0
+            error = _as_float32(1.0 / (1.0 + np.exp(-scale * sweep.logits)))
+        error = error - _as_float32(sweep.y_true)
+        huber = np.where(np.abs(error) <= 1.0, 0.5 * error**2, np.abs(error) - 0.5)
+        np.testing.assert_allclose(
+            sweep.mean_loss[i], huber.mean(axis=-1).mean(), rtol=1e-5
+        )
+        # d/dp of the mean over the last axis: clip(error, -1, 1) / width
+        grad = np.clip(error, -1.0, 1.0) / probe.WIDTH
+        np.testing.assert_allclose(
+            sweep.grad_norm[i], np.linalg.norm(grad), rtol=1e-4, atol=1e-7
+        )
+
+
+def test_scale_sweep_keeps_nan_and_inf_and_says_from_where():
+    sweep = probe.scale_sweep(
+        fixture("naive_power_crossentropy"), "categorical", "probabilities", seed=0
+    )
+    assert sweep.ran.all() and sweep.error is None
+    start = sweep.loss_nonfinite_from
+    assert start is not None and sweep.grad_nonfinite_from is not None
+    after = sweep.scales >= start
+    assert not np.isfinite(sweep.mean_loss[after]).any()
+    assert np.isfinite(sweep.mean_loss[~after][-1])  # finite just before it
+    # Where it is finite, it is numpy's: p = softmax(s z), p**3 renormalised.
+    low = sweep.scales <= 1.0
+    for i in np.flatnonzero(low):
+        p = _as_float32(_softmax64(sweep.scales[i] * sweep.logits))
+        sharp = p**3 / (p**3).sum(axis=-1, keepdims=True)
+        expected = -(sweep.y_true * np.log(sharp)).sum(axis=-1).mean()
+        np.testing.assert_allclose(sweep.mean_loss[i], expected, rtol=1e-4)
+
+
+def test_scale_sweep_of_a_loss_without_gradient_or_values():
+    flat = probe.scale_sweep(fixture("argmax_lookup"), "categorical", seed=0)
+    assert flat.ran.all()
+    np.testing.assert_array_equal(flat.grad_norm, 0.0)  # None: no gradient
+    assert np.isfinite(flat.mean_loss).all()
+    broken = probe.scale_sweep(fixture("mse_without_return"), "regression")
+    assert not broken.ran.any() and "returns None" in broken.error
+    assert np.isnan(broken.mean_loss).all() and np.isnan(broken.grad_norm).all()
+    assert broken.loss_nonfinite_from is None  # it raised: not a NaN it computed
+    needs = probe.scale_sweep(fixture("NeedsMargin"), "categorical")
+    assert not needs.ran.any() and "pass an instance" in needs.error
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"task": "binary"}, "`task` must be one of"),
+        ({"task": "sparse", "outputs": "scores"}, "`outputs` must be one of"),
+        ({"task": "sparse", "scales": (1.0, 0.0)}, "positive finite"),
+        ({"task": "sparse", "scales": ()}, "positive finite"),
+    ],
+)
+def test_scale_sweep_bad_arguments_raise_a_probe_error(kwargs, words):
+    with pytest.raises(probe.ProbeError) as raised:
+        probe.scale_sweep(fixture("softmax_crossentropy"), **kwargs)
+    assert words in str(raised.value)
+
+
+# --- pasted code ------------------------------------------------------------------
+
+PASTED = """import tensorflow as tf
+
+SCALE = 2.0
+
+
+def scaled_mse(y_true, y_pred):
+    return SCALE * tf.reduce_mean(tf.square(y_true - y_pred), axis=-1)
+"""
+
+
+def test_load_source_refuses_without_the_opt_in(monkeypatch):
+    for value in (None, "0", "yes", ""):
+        if value is None:
+            monkeypatch.delenv(probe.PASTED_CODE_ENV, raising=False)
+        else:
+            monkeypatch.setenv(probe.PASTED_CODE_ENV, value)
+        assert not probe.pasted_code_allowed()
+        with pytest.raises(probe.ProbeError, match="LOSSVIZ_ALLOW_PASTED_CODE=1"):
+            probe.load_source("raise SystemExit('ran')", "my_loss")
+
+
+def test_load_source_runs_the_text_as_a_fresh_module_with_the_opt_in(monkeypatch):
+    monkeypatch.setenv(probe.PASTED_CODE_ENV, "1")
+    assert probe.pasted_code_allowed()
+    loss = probe.load_source(PASTED, "scaled_mse")
+    assert loss.__module__ == "lossviz_pasted" and "lossviz_pasted" not in sys.modules
+    assert loss.__globals__["SCALE"] == 2.0
+    assert probe.load_source(PASTED, "scaled_mse") is not loss  # runs afresh
+    report = probe.probe(loss, "regression")
+    assert report.ok and report.loss == "scaled_mse"
+
+
+@pytest.mark.parametrize(
+    "text, name, words",
+    [
+        ("def my_loss(y_true, y_pred:\n", "my_loss", "SyntaxError"),
+        ("x = 1\nraise ValueError('boom')\n", "my_loss", "ValueError: boom (line 2)"),
+        ("raise SystemExit(3)\n", "my_loss", "SystemExit: 3 (line 1)"),
+        (PASTED, "nope", "it defines: scaled_mse"),
+        ("LIMIT = 3\n", "LIMIT", "defines no loss 'LIMIT'"),
+        (PASTED, "scaled_mse()", "must be a Python name"),
+    ],
+)
+def test_pasted_code_that_does_not_give_a_loss_gets_one_line(
+    monkeypatch, text, name, words
+):
+    monkeypatch.setenv(probe.PASTED_CODE_ENV, "1")
+    with pytest.raises(probe.ProbeError) as raised:
+        probe.load_source(text, name)
+    assert words in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_load_source_is_the_only_exec_or_eval_in_the_project():
+    import ast
+
+    paths = [ROOT / "app.py"]
+    for folder in ("lossviz", "ui", "views"):
+        paths += sorted((ROOT / folder).rglob("*.py"))
+    found = []
+    for path in paths:
+        tree = ast.parse(path.read_text())
+        # Each exec/eval call with the function around it (None at module level).
+        inside = {}
+        for function in ast.walk(tree):
+            if isinstance(function, ast.FunctionDef):
+                for node in ast.walk(function):
+                    inside.setdefault(node, function.name)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("exec", "eval")
+            ):
+                found.append((path.relative_to(ROOT).as_posix(), inside.get(node)))
+    assert found == [("lossviz/probe.py", "load_source")]
+
+
+def test_the_readme_shows_the_probes_real_output(monkeypatch, capsys):
+    readme = (ROOT / "README.md").read_text()
+    command = (
+        ".venv/bin/python -m lossviz probe tests/fixtures/probe_losses.py:bpmll_divide"
+        " --task multilabel"
+    )
+    assert f"    {command}\n" in readme
+    shown = readme.split(f"{command}\n\n```\n", 1)[1].split("\n```", 1)[0]
+    monkeypatch.chdir(ROOT)
+    assert main(command.split()[3:]) == 1
+    printed = capsys.readouterr().out.rstrip("\n")
+
+    def steady(text):  # the timing line changes from run to run
+        return [line for line in text.splitlines() if not line.startswith("speed ")]
+
+    assert steady(shown) == steady(printed)
+    assert len(shown.splitlines()) == len(printed.splitlines())

@@ -60,7 +60,19 @@ PAGES = [
         "gradient, every NaN with the inputs behind it, and the closest Keras "
         "built-in beside it. Also `python -m lossviz check` on the command line.",
     ),
+    (
+        "views/probe.py",
+        "Probe your loss",
+        ":material/troubleshoot:",
+        "Name your own loss (or paste it, on your own machine): a battery of "
+        "checks for one value per sample, NaN at extreme logits and on degenerate "
+        "rows, a wrong or missing gradient, tf.function, XLA, half precision and "
+        "saving, with the input row behind each fail. Also `assert_sane` for "
+        "pytest and `python -m lossviz probe`.",
+    ),
 ]
+# The pages that are not a loss family: they take the user's own tensors or loss.
+TOOL_PAGES = ("check", "probe")
 
 
 def page_name(path: str) -> str:
@@ -69,6 +81,13 @@ def page_name(path: str) -> str:
 
 
 def page_names(include_check: bool = False) -> list[str]:
-    """The URL names of the loss pages (and of the check page if asked)."""
-    names = [page_name(path) for path, *_ in PAGES]
-    return names if include_check else [n for n in names if n != "check"]
+    """The URL names of the loss family pages (and of the check page if asked).
+
+    The probe page is never among them: it has no family, lessons or sweep of
+    settings, and each new setting runs a battery of several seconds."""
+    shown = {"check"} if include_check else set()
+    return [
+        name
+        for name in (page_name(path) for path, *_ in PAGES)
+        if name not in TOOL_PAGES or name in shown
+    ]
