@@ -34,8 +34,9 @@ PAGES = [
         "views/sequence.py",
         "Sequence masking and class weights",
         ":material/format_list_numbered:",
-        "The seq2seq model that predicts only the end token: padding masks, "
-        "end-token weights, and the `sample_weight=mask` trap.",
+        "\"My seq2seq model predicts only the end token\": padding masks, "
+        "class weights, padding that is the end token, and the "
+        "`sample_weight=mask` trap.",
     ),
     (
         "views/triplet.py",
