@@ -196,10 +196,16 @@ def unexpected(result, what: str, **kwargs) -> Outcome:
 
 
 def fmt(x) -> str:
-    """A number as a page shows it: 4 significant digits, thousands apart."""
+    """A number as a page shows it: 4 significant digits, thousands apart,
+    a non-finite value named ("NaN", "+Inf"), never a bare "nan"."""
     if isinstance(x, (int, np.integer)):
         return f"{int(x):,}"
-    return f"{float(x):.4g}"
+    x = float(x)
+    if np.isnan(x):
+        return "NaN"
+    if np.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    return f"{x:.4g}"
 
 
 def nan_count(x) -> int:
