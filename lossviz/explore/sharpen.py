@@ -606,8 +606,9 @@ def _vanished(setting: Setting, seed: int) -> Claim:
         f"‖∂L/∂logits‖ = {format_number(point.grad_norm)}, {format_number(ratio)} "
         f"of its {format_number(plain.grad_norm)} at k = 1 "
         f"({'below' if ratio < VANISHED_FRACTION else 'not below'} the "
-        f"{VANISHED_FRACTION:g} that counts as vanished); every sample's top "
-        f"sharpened probability is at least {top:.6g}.",
+        f"{VANISHED_FRACTION:g} that counts as vanished); the smallest top "
+        f"sharpened probability of any sample is {top:.6g}"
+        + (" (an exact one-hot in float32)." if top == 1.0 else "."),
     )
 
 
