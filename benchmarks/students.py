@@ -970,7 +970,9 @@ async def lecture(host, port, hall, args, notes_base, servers) -> dict:
         summary["students"] = count
         used = {k: cpu_end[k] - cpu_marks[-1][1].get(k, 0) for k in cpu_end}
         machine = used.pop("machine")
-        used["others"] = max(0.0, machine - sum(used.values()))
+        # With --url the hall's processes are among the rest of the machine.
+        rest = "others" if hall else "the rest of the machine"
+        used[rest] = max(0.0, machine - sum(used.values()))
         summary["cpu_s"] = {k: round(v, 1) for k, v in used.items()}
         summary["window_s"] = round(window[1] - window[0], 1)
         windows.append(summary)
@@ -1161,8 +1163,9 @@ def report(klass, windows, notes, slots, kill_found, lag, args) -> dict:
 
 
 def _ms(row: dict) -> str:
+    per_s = "" if row["per_s"] != row["per_s"] else f"{row['per_s']:.2f}"  # NaN
     return (
-        f"{row['moves']:>6} {row['per_s']:>6.2f} {row['p50_ms']:>7.0f} "
+        f"{row['moves']:>6} {per_s:>6} {row['p50_ms']:>7.0f} "
         f"{row['p95_ms']:>7.0f} {row['max_ms']:>7.0f}"
     )
 
