@@ -38,8 +38,8 @@ browser:
 	      || echo "chromium could not be installed: browser tests will be skipped"; \
 	  else echo "chromium missing (apt-get install chromium): browser tests will be skipped"; fi; }
 
-# `make serve` (and the opt-in lecture-hall test, LOSSVIZ_LECTURE_HALL=1)
-# need Debian's HAProxy; installed the way chromium is.
+# `make serve` and the lecture-hall test need Debian's HAProxy; installed the
+# way chromium is.
 haproxy:
 	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -48,7 +48,7 @@ haproxy:
 	      || echo "haproxy could not be installed: the lecture-hall test will be skipped"; \
 	  else echo "haproxy missing (apt-get install haproxy): the lecture-hall test will be skipped"; fi; }
 
-test: lint browser
+test: lint browser haproxy
 	$(PY) -m pytest
 
 # REPLICAS processes (default: one per core) behind HAProxy on PORT; Ctrl-C
