@@ -74,8 +74,11 @@ def test_streamlits_cleaning_touches_the_modules_we_expect():
         "matplotlib.pyplot",
         "all",
     }
-    called = {i.argval for i in dis.get_instructions(code) if i.opname in (
-        "LOAD_ATTR", "LOAD_METHOD")}
+    called = {
+        i.argval
+        for i in dis.get_instructions(code)
+        if i.opname in ("LOAD_ATTR", "LOAD_METHOD")
+    }
     assert called == {"modules", "backend", "clear_session", "close"}
 
 
@@ -93,9 +96,7 @@ def test_importing_ui_changes_nothing(streamlits_own):
     assert script_runner._clean_problem_modules is internals.STREAMLIT_CLEAN
 
 
-def test_runs_after_install_do_not_clear_the_keras_session(
-    clear_calls, streamlits_own
-):
+def test_runs_after_install_do_not_clear_the_keras_session(clear_calls, streamlits_own):
     run_twice()
     # The first run's own cleaning already is the replacement.
     assert clear_calls == []
@@ -129,3 +130,43 @@ def test_the_view_hides_keras_only():
     with pytest.raises(KeyError):
         view["keras"]
     assert view["sys"] is sys
+
+
+CHARTS = """
+import plotly.graph_objects as go
+import plotly.io
+import streamlit as st
+from ui import streamlit_internals
+
+figures = [
+    go.Figure(go.Scatter(x=[1, 2, 3], y=[3, 1, 2]), layout={"height": 320}),
+    go.Figure(
+        data=[go.Bar(x=["a", "b"], y=[1, 2])],
+        frames=[go.Frame(data=[go.Bar(y=[2, 1])], name="1")],
+    ),
+]
+config = {"displaylogo": False, "responsive": True}
+for figure in figures:
+    if st.session_state.get("ours"):
+        streamlit_internals.plotly_json_chart(
+            plotly.io.to_json(figure, validate=False),
+            height=figure.layout.height,
+            config=config,
+        )
+    else:
+        st.plotly_chart(figure, theme="streamlit", width="stretch", config=config)
+"""
+
+
+def test_a_chart_from_its_json_is_the_chart_st_plotly_chart_sends():
+    # One script, run both ways: Streamlit's element ids fold in its hash.
+    at = AppTest.from_string(CHARTS)
+    deltas = {}
+    for ours in (False, True):
+        at.session_state["ours"] = ours
+        at.run()
+        assert not at.exception
+        deltas[ours] = [node.proto for node in at.get("plotly_chart")]
+    assert len(deltas[True]) == len(deltas[False]) == 2
+    assert deltas[True] == deltas[False]  # spec, config, theme, element id, form
+    assert '"frames"' in deltas[True][1].spec

@@ -27,6 +27,7 @@ from ui.controls import (
 )
 from ui.figures import charts
 from ui.layout import (
+    Stage,
     format_value,
     header,
     metric,
@@ -49,6 +50,31 @@ def cached(function=None, *, max_entries: int = 256, spinner: str | bool = False
     return _cached(function, max_entries, spinner)
 
 
+def keyed(function, *, max_entries: int = 1024, spinner: str | bool = False):
+    """``keyed(f)(key, *args)``: ``f(*args)``, cached for every session under
+    the small hashable ``key`` alone, its arguments never hashed. For results
+    derived from a big cached value (a page's grid of numbers and an index
+    into it), which ``cached`` would hash array by array on every run: the
+    key must name everything the arguments hold (the settings, the seed, the
+    index)."""
+    return functools.partial(
+        _keyed(max_entries, spinner),
+        (function.__module__, function.__qualname__),
+        function,
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _keyed(max_entries, spinner):
+    # One cache for every function (Streamlit keys a cache by its function's
+    # source): the function's name is part of each key.
+    @st.cache_resource(show_spinner=spinner, max_entries=max_entries)
+    def lookup(name, key, _function, *_args):
+        return _function(*_args)
+
+    return lambda name, function, key, *args: lookup(name, key, function, *args)
+
+
 @functools.lru_cache(maxsize=None)
 def _cached(function, max_entries, spinner):
     # One wrapper per function: making it reads the function's source to key
@@ -62,6 +88,7 @@ __all__ = [
     "Lesson",
     "Number",
     "Slider",
+    "Stage",
     "Toggle",
     "Values",
     "attempts",
@@ -70,6 +97,7 @@ __all__ = [
     "figures",
     "format_value",
     "header",
+    "keyed",
     "lesson_note",
     "metric",
     "metrics",

@@ -368,25 +368,42 @@ class Controls:
         controls = self.resolved()
         return {controls.key(n): controls[n].check(v) for n, v in values.items()}
 
-    def render(self, columns: int | Sequence[Sequence[str]] = 1) -> Values:
+    def render(
+        self,
+        columns: int | Sequence[Sequence[str]] = 1,
+        *,
+        lead: Sequence[str] = (),
+        into=None,
+    ) -> Values:
         """Draws every control and returns their values.
 
         ``columns``: a number of columns to fill in order, or a list of
         groups of names, one column each (names not listed are drawn after).
+        ``lead``: names drawn first, one under the other, in the container
+        ``into`` (a stage's controls column); the others follow, in columns.
         """
         self = self.resolved()
         start_page(self)
+        lead = tuple(lead)
+        names = tuple(n for n in self.names if n not in lead)
         if isinstance(columns, int):
-            per = math.ceil(len(self.items) / max(columns, 1))
-            groups = [self.names[i : i + per] for i in range(0, len(self.items), per)]
+            per = math.ceil(len(names) / max(columns, 1))
+            groups = [names[i : i + per] for i in range(0, len(names), per)]
         else:
-            groups = [tuple(g) for g in columns]
+            groups = [tuple(n for n in g if n not in lead) for g in columns]
+            groups = [g for g in groups if g]
             listed = {n for g in groups for n in g}
-            rest = tuple(n for n in self.names if n not in listed)
+            rest = tuple(n for n in names if n not in listed)
             if rest:
                 groups.append(rest)
         values = {}
-        slots = st.columns(len(groups)) if len(groups) > 1 else [st.container()]
+        if len(groups) > 1:
+            slots = st.columns(len(groups))
+        else:
+            slots = [st.container()] if groups else []
+        if lead:
+            slots = [into if into is not None else st.container(), *slots]
+            groups = [lead, *groups]
         for slot, group in zip(slots, groups, strict=True):
             with slot:
                 for name in group:

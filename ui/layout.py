@@ -6,11 +6,15 @@ import functools
 import inspect
 import math
 import threading
+import weakref
+from dataclasses import dataclass
 
 import numpy as np
+import plotly.io
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
-from ui import classroom
+from ui import classroom, streamlit_internals
 from ui import controls as control_state
 from ui.summary import summarize
 
@@ -21,6 +25,18 @@ _NONFINITE_HELP = (
 )
 
 
+@dataclass(frozen=True)
+class Stage:
+    """The first screen of a loss page: its main control(s) and key metrics
+    in a narrow column (``controls``, ``metrics``) beside its main chart
+    (``chart``), so that a projector's first 1280x720 shows the slider and
+    what it does together. Draw into each with ``with stage.chart: ...``."""
+
+    controls: DeltaGenerator
+    metrics: DeltaGenerator
+    chart: DeltaGenerator
+
+
 def header(
     title: str,
     formula: str | None = None,
@@ -28,19 +44,31 @@ def header(
     *,
     controls=None,
     lessons=(),
-) -> None:
-    """The page title, its formula (LaTeX), a few sentences of what to try,
-    and the page's lessons, which set its ``controls`` (a ``ui.Controls``)."""
+    stage: bool = False,
+) -> Stage | None:
+    """The page title, its formula (LaTeX), the page's lessons, which set its
+    ``controls`` (a ``ui.Controls``), and a few sentences of what to try.
+
+    With ``stage=True``, the stage (``Stage``) comes between the lessons and
+    the sentences, and is returned."""
     control_state.start_page()
     classroom.start_page()
     st.title(title)
     if formula:
         st.latex(formula)
+    if lessons:
+        classroom.lessons(controls, list(lessons))
+    result = None
+    if stage:
+        left, right = st.columns([2, 5], gap="medium")
+        with left:
+            result = Stage(st.container(), st.container(), None)
+        with right:
+            result = Stage(result.controls, result.metrics, st.container())
     if intro:
         with classroom.secondary("What to try"):
             st.markdown(intro)
-    if lessons:
-        classroom.lessons(controls, list(lessons))
+    return result
 
 
 def format_value(value, digits: int = 4) -> str:
@@ -67,14 +95,17 @@ def metric(label: str, value, help: str | None = None, delta=None, **kwargs) -> 
     st.metric(label, format_value(value), delta=delta, help=help, **kwargs)
 
 
-def metrics(items: dict, helps: dict | None = None) -> None:
-    """A row of metrics, one column each: label -> value."""
+def metrics(items: dict, helps: dict | None = None, per_row: int | None = None) -> None:
+    """Metrics in a row, one column each (label -> value), or in rows of
+    ``per_row`` (a stage's narrow column: 2)."""
     helps = helps or {}
-    for column, (label, value) in zip(
-        st.columns(len(items)), items.items(), strict=True
-    ):
-        with column:
-            metric(label, value, help=helps.get(label))
+    entries = list(items.items())
+    per_row = per_row or len(entries)
+    for start in range(0, len(entries), per_row):
+        row = entries[start : start + per_row]
+        for column, (label, value) in zip(st.columns(per_row), row, strict=False):
+            with column:
+                metric(label, value, help=helps.get(label))
 
 
 def nonfinite_note(name: str, array) -> int:
@@ -108,12 +139,43 @@ def plot(fig, *, summary: str | None = None, **kwargs) -> None:
         )
         classroom.reveal_button()
         return
-    # Summarise first: serialising the figure turns its arrays into base64.
-    text = summary if summary is not None else summarize(fig)
-    kwargs.setdefault("config", {"displaylogo": False, "responsive": True})
-    st.plotly_chart(fig, theme="streamlit", width="stretch", **kwargs)
+    spec, text = _prepared(fig, summary)
+    config = kwargs.pop("config", _CONFIG)
+    if kwargs:  # what the JSON path does not cover
+        st.plotly_chart(
+            fig, theme="streamlit", width="stretch", config=config, **kwargs
+        )
+    else:
+        streamlit_internals.plotly_json_chart(
+            spec, height=fig.layout.height, config=config
+        )
     if text:
         st.caption(text)
+
+
+_CONFIG = {"displaylogo": False, "responsive": True}
+# id(figure) -> (a weak reference to it, its JSON, its summary): a figure
+# that a cache keeps is serialised and summarised once, not on every run.
+_PREPARED: dict[int, tuple] = {}
+_PREPARED_LOCK = threading.Lock()
+
+
+def _prepared(fig, summary: str | None) -> tuple[str, str | None]:
+    key = id(fig)
+    entry = _PREPARED.get(key)
+    if entry is not None and entry[0]() is fig and entry[3] == summary:
+        return entry[1], entry[2]
+    # Summarise first: serialising the figure turns its arrays into base64.
+    text = summary if summary is not None else summarize(fig)
+    spec = plotly.io.to_json(fig, validate=False)
+    with _PREPARED_LOCK:
+        _PREPARED[key] = (
+            weakref.ref(fig, lambda _, key=key: _PREPARED.pop(key, None)),
+            spec,
+            text,
+            summary,
+        )
+    return spec, text
 
 
 _SOURCE_LOCK = threading.Lock()

@@ -1,7 +1,7 @@
 """Everything the explorer changes inside Streamlit, in one place.
 
 ``install(page_paths)`` is called once per run by the router (``app.py``);
-nothing here happens on ``import ui``. Two changes:
+nothing here happens on ``import ui``. Two changes, and one element:
 
 1. **TensorFlow's compiled kernels are kept between script runs.** After
    every run Streamlit "cleans problem modules"
@@ -23,15 +23,31 @@ nothing here happens on ``import ui``. Two changes:
    one session while another thread imports TensorFlow can fail with
    "SystemError: AST constructor recursion depth mismatch"
    (python/cpython#106905), as it did on a fresh server.
+
+The element, ``plotly_json_chart``, is ``st.plotly_chart`` fed a figure
+already serialised: Streamlit's own steps (the same proto, element id and
+layout), minus ``figure.to_dict()`` and ``plotly.io.to_json``, which cost
+2-20 ms a chart (a Play chart's frames the most) on every script run. The
+pages keep each figure's JSON beside the cached figure (``ui.plot``), so a
+slider move that lands on a cached figure sends it without serialising it
+again. tests/test_streamlit_internals.py checks that it sends exactly what
+``st.plotly_chart`` sends.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 from collections.abc import Iterable, Mapping
 
 import streamlit as st
+from streamlit.elements.lib import agent_spec
+from streamlit.elements.lib.form_utils import current_form_id
+from streamlit.elements.lib.layout_utils import LayoutConfig
+from streamlit.elements.lib.utils import compute_and_register_element_id
+from streamlit.elements.plotly_chart import _plotly_data
+from streamlit.proto.PlotlyChart_pb2 import PlotlyChart as PlotlyChartProto
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
 # Streamlit's own, kept for tests and for anyone who wants it back; None if a
@@ -103,3 +119,54 @@ def install(page_paths: Iterable[str]) -> None:
     """Both changes; the router calls it before the pages run."""
     keep_compiled_kernels()
     precompile_pages(tuple(str(p) for p in page_paths))
+
+
+# st.plotly_chart's defaults for a chart that is not a selection widget.
+_SELECTION_MODE = ("points", "box", "lasso")
+_PLOTLY_DEFAULT_HEIGHT = 450
+
+
+def plotly_json_chart(
+    spec: str,
+    *,
+    height: int | None = None,
+    config: dict | None = None,
+    theme: str = "streamlit",
+    width="stretch",
+):
+    """``st.plotly_chart(figure, theme=theme, width=width, config=config)``
+    for a figure given as its JSON ``spec`` (``plotly.io.to_json(figure,
+    validate=False)``) and its layout's ``height`` (None: Plotly's 450 px).
+    Not for selections (``on_select``), keys or ``alt``."""
+    dg = st._main  # as st.plotly_chart: _enqueue draws in the active container
+    proto = PlotlyChartProto()
+    proto.theme = theme or ""
+    proto.form_id = current_form_id(dg)
+    proto.spec = spec
+    proto.config = json.dumps(config or {})
+    height = int(height) if height and height > 0 else _PLOTLY_DEFAULT_HEIGHT
+    proto.id = compute_and_register_element_id(
+        "plotly_chart",
+        user_key=None,
+        key_as_main_identity=False,
+        dg=dg,
+        plotly_spec=proto.spec,
+        plotly_config=proto.config,
+        selection_mode=_SELECTION_MODE,
+        is_selection_activated=False,
+        theme=theme,
+        width=width,
+        height="content",
+        alt=None,
+    )
+    return dg._enqueue(
+        "plotly_chart",
+        proto,
+        layout_config=LayoutConfig(width=width, height=height),
+        agent_props=agent_spec.element(
+            "plotly_chart",
+            key=None,
+            data_builder=lambda: _plotly_data(proto.spec),
+            alt=None,
+        ),
+    )

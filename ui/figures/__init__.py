@@ -1,5 +1,6 @@
 """Figure builders: ``charts`` holds the primitives (line, bars, heatmap,
-histogram), ``sweep`` the one chart of a loss over a parameter range, and one
+histogram), ``sweep`` the one chart of a loss over a parameter range,
+``play`` a page's main chart with frames over its main control, and one
 module per family (``ui.figures.sharpen`` ...) that family's figures.
 
 Each builder takes the explore layer's numpy dataclasses and returns a plotly
@@ -12,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ui.figures import charts
+from ui.figures.play import play
 
 
 def sweep(
@@ -122,4 +124,4 @@ def sweep(
     return go.Figure({"data": fig.data, "layout": layout}, _validate=False)
 
 
-__all__ = ["charts", "sweep"]
+__all__ = ["charts", "play", "sweep"]
