@@ -16,12 +16,23 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-# One frame per step while playing; a scrub redraws at once.
+# While playing, a frame stays this long (a long grid plays faster, so that
+# a whole play takes at most about 8 s); a scrub redraws at once.
 PLAY_MS = 450
+MIN_PLAY_MS = 80
 _SCRUB = {"mode": "immediate", "frame": {"duration": 0, "redraw": True},
           "transition": {"duration": 0}}  # fmt: skip
-_PLAY = {"frame": {"duration": PLAY_MS, "redraw": True}, "fromcurrent": True,
-         "transition": {"duration": 0}, "mode": "immediate"}  # fmt: skip
+
+
+def frame_ms(n: int) -> int:
+    """How long a frame stays while playing ``n`` frames."""
+    return max(MIN_PLAY_MS, min(PLAY_MS, 8000 // max(n, 1)))
+
+
+def _play_args(n: int) -> dict:
+    return {"frame": {"duration": frame_ms(n), "redraw": True}, "fromcurrent": True,
+            "transition": {"duration": 0}, "mode": "immediate"}  # fmt: skip
+
 _PAUSE = {"mode": "immediate", "frame": {"duration": 0, "redraw": False},
           "transition": {"duration": 0}}  # fmt: skip
 
@@ -80,7 +91,11 @@ def play(
                 "yanchor": "top",
                 "pad": {"t": 0, "r": 10},
                 "buttons": [
-                    {"label": "▶ Play", "method": "animate", "args": [None, _PLAY]},
+                    {
+                        "label": "▶ Play",
+                        "method": "animate",
+                        "args": [None, _play_args(n)],
+                    },
                     {
                         "label": "❚❚ Pause",
                         "method": "animate",
@@ -119,8 +134,10 @@ def play(
     )
     layout.setdefault("showlegend", True)
     layout.setdefault(
-        "legend", {"orientation": "h", "x": 0, "y": controls_top, "yanchor": "bottom"}
-    )
+        "legend",
+        {"orientation": "h", "x": 1, "xanchor": "right", "y": controls_top,
+         "yanchor": "bottom"},
+    )  # fmt: skip
     figure_frames = [
         {
             "name": frame_name(i),
