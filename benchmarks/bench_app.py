@@ -15,7 +15,11 @@ slider and a metric, the floor Streamlit itself sets) in the same run:
    time for that script run (noted by the server, see
    ``benchmarks/server_notes.py``): the server-side time of a rerun after a
    slider move;
-3. cold start: ``streamlit run app.py`` -> landing page drawn, and -> the
+3. one frame of each page's Play chart (``ui.figures.play``), scrubbed in
+   the browser by a click on its own slider: Plotly's "plotly_animating"
+   -> "plotly_animated" (the frame drawn) and -> the next frame painted, and
+   the click -> painted as Playwright sees it; no server round trip;
+4. cold start: ``streamlit run app.py`` -> landing page drawn, and -> the
    first loss page drawn (the browser launched at the start, as a user's),
    beside the one-slider page, alternated, ``--cold-repeats`` times each.
 
@@ -98,13 +102,12 @@ def rerun_times(moves: int) -> dict[str, list[float]]:
     times = {name: [] for name in apps}
     for i in range(moves):  # interleaved across pages
         for name, app in apps.items():
-            if app.slider:
-                slider = app.slider[0]
+            slider = first_slider(app.main)
+            if slider.type == "slider":
                 lo, hi = slider.min, slider.max
                 step = slider.step or (hi - lo) / 20
                 value = min(max(lo + ((i + 1) * step) % (hi - lo + step), lo), hi)
             else:  # a select_slider: walk its options
-                slider = app.select_slider[0]
                 options = slider.options
                 value = type(slider.value)(options[(i + 1) % len(options)])
             slider.set_value(value)
@@ -113,6 +116,19 @@ def rerun_times(moves: int) -> dict[str, list[float]]:
             times[name].append(time.perf_counter() - start)
             assert not app.exception, (name, app.exception)
     return times
+
+
+def first_slider(node):
+    """The page's first slider or select slider, in the order drawn (a page's
+    main control comes first, in its stage)."""
+    if getattr(node, "type", None) in ("slider", "select_slider"):
+        return node
+    children = getattr(node, "children", None) or {}
+    for key in sorted(children):
+        found = first_slider(children[key])
+        if found is not None:
+            return found
+    return None
 
 
 def browser_latency(
@@ -173,6 +189,46 @@ def browser_latency(
         if count:
             print(f"  {name}: the first metric read the same after {count} moves")
     return browser_s, server_s
+
+
+def scrub_times(url_for: dict[str, str], moves: int) -> dict[str, list[tuple]]:
+    """Per page: ``moves`` clicks on its Play chart's slider, each to another
+    step; (click -> painted, animating -> animated, animating -> painted) ms."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import play
+
+    times = {name: [] for name in url_for}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        for name, url in url_for.items():
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page.goto(url)
+            wait_until_idle(page, timeout=120_000)
+            page.wait_for_function(f"() => !!({play.FIND})()", timeout=60_000)
+            steps = play.state(page)["steps"]
+            for i in range(moves):
+                step = (i * 7 + 3) % steps  # a different step each time
+                if step == play.state(page)["active"]:
+                    step = (step + 1) % steps
+                times[name].append(play.scrub(page, step))
+            page.close()
+        browser.close()
+    return times
+
+
+def report_scrubs(times: dict[str, list[tuple]]) -> None:
+    print("\nPlay chart: one frame scrubbed in the browser (no server round trip)")
+    print(f"{'page':<24} {'drawn p50':>10} {'drawn p95':>10} {'painted p50':>12} "
+          f"{'click->painted p50':>19}")  # fmt: skip
+    for name, rows in times.items():
+        total, drawn, painted = (np.asarray(c) for c in zip(*rows, strict=True))
+        print(
+            f"{name:<24} {percentile(drawn, 50):>10.1f} {percentile(drawn, 95):>10.1f} "
+            f"{percentile(painted, 50):>12.1f} {percentile(total, 50):>19.1f}"
+        )
 
 
 def cold_start(script: Path) -> tuple[float, float]:
@@ -282,6 +338,9 @@ def main() -> None:
                 browser_s,
             )
             report("Server: wall time of that script run (the server's note)", server_s)
+            report_scrubs(
+                scrub_times({n: urls[n] for n in PAGES}, max(args.moves // 2, 5))
+            )
         finally:
             for proc in (app, base):
                 proc.terminate()
