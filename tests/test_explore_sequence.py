@@ -364,6 +364,7 @@ def test_a_slider_move_never_retraces():
     for masked in (MASKED, UNMASKED):
         explore.at_setting(Setting(mask=masked))
         explore.sweep(Setting(mask=masked), PADDING)
+        explore.over_grid(Setting(mask=masked))
     graphs = [
         explore._loss_graph(True, True),
         explore._loss_graph(False, True),
@@ -375,7 +376,90 @@ def test_a_slider_move_never_retraces():
         if setting.pad_id >= 0:
             explore.at_setting(setting, seed=5)
             explore.sweep(setting.for_sweep(END_WEIGHT), END_WEIGHT, seed=5)
+            explore.over_grid(setting.for_sweep(PADDING), seed=5)
+            explore.weight_sweeps(setting.for_sweep(PADDING), seed=5)
     assert [g.experimental_get_tracing_count() for g in graphs] == before
+
+
+# ---------------------------------------------------------------- over the grid
+
+
+def assert_same_point(a, b, context):
+    """Every field of two Points equal (float32 numbers within 1e-6)."""
+    for field in dataclasses.fields(a):
+        x, y = getattr(a, field.name), getattr(b, field.name)
+        if isinstance(x, dict):
+            assert x.keys() == y.keys(), (context, field.name)
+            for key in x:
+                np.testing.assert_allclose(
+                    x[key], y[key], rtol=1e-6, atol=1e-9, err_msg=f"{context} {key}"
+                )
+        elif isinstance(x, np.ndarray | float):
+            np.testing.assert_allclose(
+                x, y, rtol=1e-6, atol=1e-9, err_msg=f"{context} {field.name}"
+            )
+        else:
+            assert x == y, (context, field.name)
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=IDS)
+def test_the_grid_is_at_setting_at_every_padding_share(setting):
+    grid = explore.over_grid(setting.for_sweep(PADDING), seed=3)
+    np.testing.assert_allclose(grid.values, np.arange(21) / 20, atol=1e-12)
+    assert grid.losses == setting.losses
+    for value in grid.values:
+        at = dataclasses.replace(setting, mask_ratio=float(value))
+        assert_same_point(
+            grid.at(value), explore.at_setting(at, seed=3), (setting, value)
+        )
+
+
+@pytest.mark.parametrize(
+    "setting", SETTINGS[:3] + SETTINGS[5:7], ids=IDS[:3] + IDS[5:7]
+)
+def test_the_grids_step_shares_match_numpy(setting):
+    grid = explore.over_grid(setting, seed=1)
+    for i, ratio in enumerate(grid.values):
+        y, z, lengths = batch_of(setting, seed=1, mask_ratio=ratio)
+        _, grads, _ = ref_losses(y, z, setting, ref_weights(setting, y))
+        for key in setting.losses:
+            squares = np.square(norm(grads[key], axis=-1))  # [B, T]
+            real = np.arange(T)[None, :] < lengths[:, None]
+            total = squares.sum()
+            expected = np.zeros((2, T))
+            if total > 0:
+                expected[0] = np.where(real, squares, 0).sum(axis=0) / total
+                expected[1] = np.where(real, 0, squares).sum(axis=0) / total
+            np.testing.assert_allclose(
+                grid.step_shares[key][i], expected, atol=2e-6, err_msg=f"{ratio} {key}"
+            )
+            assert grid.padding_grad_share[key][i] == pytest.approx(
+                expected[1].sum(), abs=2e-6
+            )
+
+
+def test_the_grid_names_the_masked_and_unmasked_means():
+    assert explore.over_grid(Setting()).mean_key(True) == "ours"
+    assert explore.over_grid(Setting()).mean_key(False) == "unmasked"
+    off = explore.over_grid(Setting(mask=UNMASKED))
+    assert (off.mean_key(True), off.mean_key(False)) == ("masked", "ours")
+    sentinel = explore.over_grid(Setting(pad_id=-1))
+    assert sentinel.mean_key(False) is None
+    # With the mask, padding holds none of the gradient; without, a growing part.
+    shares = explore.over_grid(Setting()).padding_grad_share
+    assert np.all(shares["ours"] == 0)
+    assert shares["unmasked"][0] == 0 and shares["unmasked"][-1] == 1
+    assert np.all(shares["unmasked"][1:] > 0)
+
+
+def test_the_grid_reads_no_padding_share_and_refuses_a_value_off_it():
+    a = explore.over_grid(Setting(mask_ratio=0.3))
+    b = explore.over_grid(Setting(mask_ratio=0.8))
+    for key in a.loss_values:
+        np.testing.assert_array_equal(a.loss_values[key], b.loss_values[key])
+    assert a.index(0.15000000000000002) == 3
+    with pytest.raises(ValueError, match="mask_ratio"):
+        a.at(0.33)
 
 
 @pytest.mark.parametrize(
@@ -503,6 +587,33 @@ def test_weight_sweep_matches_numpy_on_the_current_batch(setting, end):
             assert curves.grad_norms[key][i] == pytest.approx(
                 norm(grads[key]), rel=1e-5
             ), (weight, key)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        Setting(hand_weights=(1, 1, 7.3, 1, 1, 1, 1, 2)),
+        Setting(pad_id=7, weight_mode=END_FROM_DATA),
+        Setting(mask=UNMASKED, weight_mode=ALL_FROM_DATA),
+        Setting(pad_id=-1),
+    ],
+)
+def test_the_weight_sweeps_are_the_weight_sweep_at_every_padding_share(setting):
+    sweeps = explore.weight_sweeps(setting.for_sweep(PADDING), seed=2)
+    np.testing.assert_allclose(sweeps.shares, np.arange(21) / 20, atol=1e-12)
+    for share, curves in zip(sweeps.shares, sweeps.sweeps, strict=True):
+        at = dataclasses.replace(setting, mask_ratio=float(share))
+        expected = explore.sweep(at, END_WEIGHT, seed=2)
+        assert sweeps.at(share) is curves
+        np.testing.assert_array_equal(curves.grid, expected.grid)
+        assert curves.losses == expected.losses
+        for key in curves.losses:
+            np.testing.assert_allclose(
+                curves.values[key], expected.values[key], rtol=1e-6, atol=1e-9
+            )
+            np.testing.assert_allclose(
+                curves.grad_norms[key], expected.grad_norms[key], rtol=1e-6, atol=1e-9
+            )
 
 
 def test_the_sweep_of_a_setting_is_the_sweep_of_its_cache_key():

@@ -83,6 +83,7 @@ ONES = (1.0,) * NUM_CLASSES
 # "ours", "token" and "trap" follow the mask; the last two are the
 # per-sequence mean with the other choice of the mask.
 LOSSES = ("ours", "token", "trap", "unmasked", "masked")
+METRICS = ("perplexity", "accuracy", "special_mae", "keras_mae")
 PADDING, END_WEIGHT = "padding share", "end-token weight"
 SWEEPS = (PADDING, END_WEIGHT)
 PADDING_GRID = np.linspace(0.0, 1.0, 21)  # every step of the padding control
@@ -469,9 +470,11 @@ def _loss_graph(masked: bool, pad_is_class: bool):
 @functools.lru_cache(maxsize=None)
 def _metrics_graph(masked: bool):
     """Perplexity, accuracy (over the steps the loss counts: the non-pad steps
-    with the mask, every step without) and the two MAEs of one batch."""
+    with the mask, every step without) and the two MAEs of each of ``n``
+    stacked batches (``[n]`` each): the one-batch metrics mapped over the
+    stack inside the graph, so a grid of batches is one call."""
 
-    def metrics(y_true, logits, pad_id):
+    def one_batch(y_true, logits, pad_id):
         loss_pad = pad_id if masked else None
         one_hot = keras.ops.one_hot(y_true, NUM_CLASSES)  # a -1 pad is all zeros
         probs = keras.ops.softmax(logits)
@@ -487,12 +490,21 @@ def _metrics_graph(masked: bool):
             ),
         }
 
-    signature = (
-        tf.TensorSpec([None, None], tf.int32),
-        tf.TensorSpec([None, None, NUM_CLASSES], tf.float32),
-        tf.TensorSpec([], tf.int32),
-    )
-    return tf.function(metrics, input_signature=signature, autograph=False)
+    def metrics(y_true, logits, pad_id):
+        return tf.map_fn(
+            lambda batch: one_batch(batch[0], batch[1], pad_id),
+            (y_true, logits),
+            fn_output_signature={key: tf.float32 for key in METRICS},
+        )
+
+    return tf.function(metrics, input_signature=_STACKED[:3], autograph=False)
+
+
+def _metrics(setting: Setting, ys, zs) -> dict:
+    """The metrics graph of ``setting``'s mask on stacked batches, numpy out."""
+    graph = _metrics_graph(setting.masked)
+    values = graph(ys, zs, tf.constant(setting.pad_id, tf.int32))
+    return {key: v.numpy() for key, v in values.items()}
 
 
 def _losses(setting: Setting, ys, zs, weights):
@@ -575,21 +587,11 @@ class Point:
     special_mae_vs_keras: float
 
 
-def at_setting(setting: Setting, seed: int = 0) -> Point:
-    """The batch at ``setting`` and every loss, gradient and metric on it."""
-    y_true, logits, lengths = _batch(
-        setting.mask_ratio, setting.pad_id, setting.end_bias, seed
-    )
-    weights = class_weights(setting, y_true)
-    values, grads, rows = _losses(setting, y_true[None], logits[None], weights[None])
-    values = {k: float(v[0]) for k, v in values.items()}
-    grads = {k: g[0] for k, g in grads.items()}
-    metrics = {
-        k: float(v)
-        for k, v in _metrics_graph(setting.masked)(
-            y_true, logits, tf.constant(setting.pad_id, tf.int32)
-        ).items()
-    }
+def _point(setting, mask_ratio, y_true, lengths, weights, values, grads, rows, metrics):
+    """The ``Point`` of one batch from its graphs' numbers (one entry of a
+    stack each): what ``at_setting`` and ``Grid.at`` both return."""
+    values = {k: float(v) for k, v in values.items()}
+    metrics = {k: float(v) for k, v in metrics.items()}
     real = np.arange(MAX_LEN)[None, :] < lengths[:, None]
     counted = counted_steps(setting, y_true)
     step_norms = {k: grad_norms(g, axis=-1) for k, g in grads.items()}
@@ -599,7 +601,7 @@ def at_setting(setting: Setting, seed: int = 0) -> Point:
         pad_id=setting.pad_id,
         start_id=START_ID,
         end_id=END_ID,
-        mask_ratio=setting.mask_ratio,
+        mask_ratio=float(mask_ratio),
         masked=setting.masked,
         pad_is_end=setting.pad_is_end,
         lengths=lengths,
@@ -616,13 +618,166 @@ def at_setting(setting: Setting, seed: int = 0) -> Point:
         grads=grads,
         step_grad_norms=step_norms,
         padding_grad_share={k: padding_share(n, ~real) for k, n in step_norms.items()},
-        per_sequence={k: r[0] for k, r in rows.items()},
+        per_sequence=rows,
         end_tokens=int(np.sum(lengths > 0)),
         real_ends_counted=int(np.sum(is_end & real & counted)),
         end_share_counted=float(np.sum(is_end & counted) / max(counted.sum(), 1)),
         special_mae_vs_keras=metrics["special_mae"] - metrics["keras_mae"],
         **metrics,
     )
+
+
+def at_setting(setting: Setting, seed: int = 0) -> Point:
+    """The batch at ``setting`` and every loss, gradient and metric on it."""
+    y_true, logits, lengths = _batch(
+        setting.mask_ratio, setting.pad_id, setting.end_bias, seed
+    )
+    weights = class_weights(setting, y_true)
+    values, grads, rows = _losses(setting, y_true[None], logits[None], weights[None])
+    metrics = _metrics(setting, y_true[None], logits[None])
+    first = {}
+    for name, arrays in (("values", values), ("grads", grads), ("rows", rows)):
+        first[name] = {k: v[0] for k, v in arrays.items()}
+    return _point(
+        setting, setting.mask_ratio, y_true, lengths, weights,
+        metrics={k: v[0] for k, v in metrics.items()}, **first,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------ over the padding grid
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Everything the page shows at every padding share of ``values``
+    (``PADDING_GRID``, the padding control's every step), the other controls
+    as in ``setting`` (its own padding share is not read).
+
+    Stacked over the grid (first axis ``n``): the batches ``y_true [n, B, T]``
+    and their ``lengths [n, B]``, the class weights in use ``[n, C]``, each
+    loss's value ``loss_values[loss] [n]``, gradient ``grads[loss] [n, B, T,
+    C]``, its norm at each step ``step_grad_norms[loss] [n, B, T]``, the share
+    of its squared norm on the padding steps ``padding_grad_share[loss]
+    [n]`` and that squared norm summed over the batch at each step, as a
+    share of the whole, on the real steps and on the padding steps
+    (``step_shares[loss] [n, 2, T]``: ``[:, 0]`` real, ``[:, 1]`` padding;
+    the two sum to 1 over the steps, 0 for a zero gradient); the
+    per-sequence losses ``rows[...] [n, B]`` and the metrics ``metrics[name]
+    [n]``; the batch's start and end ids. ``at(value)`` is the ``Point``
+    that ``at_setting`` gives there.
+    """
+
+    setting: Setting
+    values: np.ndarray
+    y_true: np.ndarray
+    lengths: np.ndarray
+    class_weights: np.ndarray
+    losses: tuple
+    loss_values: dict
+    grads: dict
+    step_grad_norms: dict
+    padding_grad_share: dict
+    step_shares: dict
+    rows: dict
+    metrics: dict
+    start_id: int = START_ID
+    end_id: int = END_ID
+
+    def index(self, value: float) -> int:
+        """The grid index of the padding share ``value`` (a step of the
+        control, up to float rounding)."""
+        i = int(np.argmin(np.abs(self.values - float(value))))
+        if abs(self.values[i] - float(value)) > 1e-6:
+            raise ValueError(
+                f"`mask_ratio` must be a step of the grid {list(self.values)}, "
+                f"got {value}."
+            )
+        return i
+
+    def mean_key(self, masked: bool) -> str | None:
+        """The key of the per-sequence mean with the mask (``masked``) or
+        without: ``"ours"`` for the one the setting uses; None when there is
+        no unmasked loss (a pad id that is not a class)."""
+        if masked == self.setting.masked:
+            return "ours"
+        key = MASKED if masked else UNMASKED
+        return key if key in self.losses else None
+
+    def point(self, i: int) -> Point:
+        """The ``Point`` at the grid's ``i``-th padding share."""
+        return _point(
+            self.setting,
+            self.values[i],
+            self.y_true[i],
+            self.lengths[i],
+            self.class_weights[i],
+            values={k: v[i] for k, v in self.loss_values.items()},
+            grads={k: g[i] for k, g in self.grads.items()},
+            rows={k: r[i] for k, r in self.rows.items()},
+            metrics={k: v[i] for k, v in self.metrics.items()},
+        )
+
+    def at(self, value: float) -> Point:
+        """The ``Point`` at the padding share ``value``."""
+        return self.point(self.index(value))
+
+
+def step_shares(step_grad_norms, real) -> np.ndarray:
+    """``[..., 2, T]``: each step's ``sum_b ||g_bt||^2`` over ``sum_bt
+    ||g_bt||^2``, on the real steps (``[..., 0, :]``) and on the padding
+    steps (``[..., 1, :]``), from ``[..., B, T]`` norms and real steps (0
+    for a zero gradient)."""
+    squares = np.square(np.asarray(step_grad_norms, dtype=np.float64))
+    real = np.asarray(real, dtype=bool)
+    parts = np.stack(
+        [np.where(real, squares, 0.0), np.where(real, 0.0, squares)], axis=-3
+    ).sum(axis=-2)
+    total = squares.sum(axis=(-2, -1))[..., None, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, parts / np.where(total > 0, total, 1.0), 0.0)
+
+
+def over_grid(setting: Setting, seed: int = 0) -> Grid:
+    """Every loss, gradient and metric at every padding share of
+    ``PADDING_GRID`` (the page's batches, the same seed at each: rows are cut
+    shorter, the noise stays; the weights from the data are those of each
+    batch), the other controls as in ``setting``, whose padding share is not
+    read (pass ``setting.for_sweep(PADDING)`` so that one entry serves every
+    share). The batches are stacked: one call of the loss graph and one of
+    the metrics graph, fed with tensors, so no value retraces them."""
+    grid = PADDING_GRID
+    ys, zs, lengths = (
+        np.stack(arrays)
+        for arrays in zip(
+            *(_batch(float(r), setting.pad_id, setting.end_bias, seed) for r in grid),
+            strict=True,
+        )
+    )
+    weights = np.stack([class_weights(setting, y) for y in ys])
+    values, grads, rows = _losses(setting, ys, zs, weights)
+    norms = {k: grad_norms(g, axis=-1) for k, g in grads.items()}
+    real = np.arange(MAX_LEN)[None, None, :] < lengths[..., None]
+    shares = {k: step_shares(n, real) for k, n in norms.items()}
+    arrays = {
+        "y_true": ys, "lengths": lengths, "class_weights": weights,
+        "loss_values": values, "grads": grads, "step_grad_norms": norms,
+        "step_shares": shares, "rows": rows, "metrics": _metrics(setting, ys, zs),
+        "padding_grad_share": {
+            k: np.array([padding_share(n[i], ~real[i]) for i in range(len(grid))])
+            for k, n in norms.items()
+        },
+    }  # fmt: skip
+    for array in _arrays(arrays):
+        array.setflags(write=False)
+    return Grid(setting=setting, values=grid.copy(), losses=setting.losses, **arrays)
+
+
+def _arrays(tree):
+    for value in tree.values():
+        if isinstance(value, dict):
+            yield from _arrays(value)
+        else:
+            yield value
 
 
 # ------------------------------------------------------------ sweeps
@@ -680,6 +835,55 @@ def sweep(setting: Setting, over: str, seed: int = 0) -> Sweep:
         values=values,
         grad_norms={k: grad_norms(g, axis=(1, 2, 3)) for k, g in grads.items()},
     )
+
+
+@dataclass(frozen=True)
+class WeightSweeps:
+    """The end-token weight sweep (``sweep(..., END_WEIGHT)``) at every
+    padding share of ``shares`` (``PADDING_GRID``): ``sweeps[i]`` on the
+    batch of ``shares[i]``."""
+
+    shares: np.ndarray
+    sweeps: tuple
+
+    def at(self, share: float) -> Sweep:
+        return self.sweeps[int(np.argmin(np.abs(self.shares - float(share))))]
+
+
+def weight_sweeps(setting: Setting, seed: int = 0) -> WeightSweeps:
+    """``sweep(setting, END_WEIGHT, seed)`` at every padding share of
+    ``PADDING_GRID`` (``setting``'s own share is not read), all the batches
+    stacked into one call of the loss graph."""
+    ys, zs, weights, grids = [], [], [], []
+    for share in PADDING_GRID:
+        y_true, logits, _ = _batch(float(share), setting.pad_id, setting.end_bias, seed)
+        in_use = class_weights(setting, y_true)
+        grid = weight_grid(in_use[END_ID])
+        each = np.repeat(in_use[None], len(grid), axis=0)
+        each[:, END_ID] = grid
+        ys.append(np.repeat(y_true[None], len(grid), axis=0))
+        zs.append(np.repeat(logits[None], len(grid), axis=0))
+        weights.append(each)
+        grids.append(grid)
+    values, grads, _ = _losses(
+        setting, np.concatenate(ys), np.concatenate(zs), np.concatenate(weights)
+    )
+    n, points = len(PADDING_GRID), WEIGHT_GRID_POINTS
+    values = {k: v.reshape(n, points) for k, v in values.items()}
+    norms = {
+        k: grad_norms(g, axis=(1, 2, 3)).reshape(n, points) for k, g in grads.items()
+    }
+    sweeps = tuple(
+        Sweep(
+            over=END_WEIGHT,
+            grid=grids[i],
+            losses=setting.losses,
+            values={k: v[i] for k, v in values.items()},
+            grad_norms={k: g[i] for k, g in norms.items()},
+        )
+        for i in range(n)
+    )
+    return WeightSweeps(shares=PADDING_GRID.copy(), sweeps=sweeps)
 
 
 # ------------------------------------------------------------ training
