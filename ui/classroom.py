@@ -29,6 +29,7 @@ _FOLDED = contextvars.ContextVar("lossviz_folded", default=False)
 PRESENTER_CSS = """
 <style>
 html { font-size: 21px; }
+[data-testid="stMainBlockContainer"] { padding-top: 3.5rem; }
 [data-testid="stMain"] h1 { font-size: 2.6rem; }
 [data-testid="stMetricValue"] { font-size: 3rem; }
 [data-testid="stMain"] .stMarkdown p, [data-testid="stMain"] li { font-size: 1.15rem; }
@@ -200,8 +201,11 @@ def lessons(controls, items) -> None:
     if not items:
         return
     page_key = controls.slug
-    st.markdown("**Lessons**: one click sets the controls; then read the note.")
-    columns = st.columns(len(items))
+    label, *columns = st.columns([0.7] + [1] * len(items), vertical_alignment="center")
+    label.markdown(
+        "**Lessons**",
+        help="One click sets the controls; then read the note under them.",
+    )
     for column, lesson in zip(columns, items, strict=True):
         column.button(
             lesson.title,

@@ -53,9 +53,14 @@ def header(
     the sentences, and is returned."""
     control_state.start_page()
     classroom.start_page()
-    st.title(title)
-    if formula:
-        st.latex(formula)
+    if formula and stage:  # side by side: the stage's first screen is short
+        title_column, formula_column = st.columns([3, 2], vertical_alignment="center")
+        title_column.title(title)
+        formula_column.latex(formula)
+    else:
+        st.title(title)
+        if formula:
+            st.latex(formula)
     if lessons:
         classroom.lessons(controls, list(lessons))
     result = None

@@ -79,7 +79,8 @@ def play(
     layout.update(
         title=_title(title, summaries[active]),
         height=height,
-        margin={"l": 10, "r": 10, "t": 70, "b": 10, **layout.pop("margin", {})},
+        # the buttons and the slider sit in the bottom margin, below the x axis
+        margin={"l": 10, "r": 10, "t": 70, "b": 125, **layout.pop("margin", {})},
         updatemenus=[
             {
                 "type": "buttons",
@@ -87,9 +88,9 @@ def play(
                 "showactive": False,
                 "x": 0,
                 "xanchor": "left",
-                "y": -0.14,
+                "y": 0,
                 "yanchor": "top",
-                "pad": {"t": 0, "r": 10},
+                "pad": {"t": 62, "r": 10},
                 "buttons": [
                     {
                         "label": "▶ Play",
@@ -107,12 +108,13 @@ def play(
         sliders=[
             {
                 "active": int(active),
-                "x": 0.2,
-                "len": 0.8,
-                "y": -0.08,
+                "x": 0.25,
+                "len": 0.75,
+                "y": 0,
                 "yanchor": "top",
-                "pad": {"t": 0, "b": 0},
-                "currentvalue": {"prefix": f"{label} = ", "visible": True},
+                "pad": {"t": 50, "b": 0},
+                "currentvalue": {"prefix": f"{label} = ", "visible": True,
+                                 "xanchor": "right"},  # fmt: skip
                 "transition": {"duration": 0},
                 "steps": [
                     {
