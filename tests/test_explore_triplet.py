@@ -211,8 +211,8 @@ def test_more_hard_triplets_more_wrongly_ranked_and_more_loss_at_margin_zero(see
 def test_exactly_the_inactive_triplets_have_a_zero_gradient(seed):
     # The metric helps: only active triplets carry a gradient, and an
     # inactive one's is exactly 0.
-    losses, grads = explore._grid(explore.Batch(0.25), seed)
-    for loss, grad in zip(losses, grads, strict=True):
+    grid = explore.over_grid(explore.Batch(0.25), seed)
+    for loss, grad in zip(grid.loss, grid.grad, strict=True):
         zero_rows = ~np.any(grad != 0, axis=1)
         np.testing.assert_array_equal(zero_rows, loss == 0)
 
@@ -381,21 +381,67 @@ def test_sweep_and_point_agree_on_the_grid():
 
 
 def test_slider_moves_never_retrace():
-    cosines, sweep = explore._graphs()
+    graphs = explore._graphs()
     explore.at_setting(explore.Setting(0.4, 0.35), 0)
     explore.at_setting(explore.Setting(0.401, 0.35), 0)  # off the grid
-    before = (
-        cosines.experimental_get_tracing_count(),
-        sweep.experimental_get_tracing_count(),
-    )
+    explore.over_grid(explore.Batch(0.35), 0)
+    before = tuple(g.experimental_get_tracing_count() for g in graphs)
     for margin, share, seed in [(0.1, 0.6, 1), (0.777, 0.6, 1), (2.3, 0.05, 2)]:
         explore.at_setting(explore.Setting(margin, share), seed)
         explore.margin_sweep(explore.Batch(share), seed)
-    after = (
-        cosines.experimental_get_tracing_count(),
-        sweep.experimental_get_tracing_count(),
+        # A new share or seed computes a new grid, in the same graph.
+        explore.over_grid.__wrapped__(explore.Batch(share), seed)
+    after = tuple(g.experimental_get_tracing_count() for g in graphs)
+    assert after == before == (1, 1, 1)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("hard_share", [0.0, 0.25, 1.0])
+def test_over_grid_is_at_setting_at_every_margin_of_the_slider(seed, hard_share):
+    grid = explore.over_grid(explore.Batch(hard_share), seed)
+    np.testing.assert_array_equal(grid.values, explore.MARGINS)
+    assert grid.loss.shape == (len(explore.MARGINS), explore.NUM_TRIPLETS)
+    for i, margin in enumerate(grid.values):
+        point = explore.at_setting(explore.Setting(margin, hard_share), seed)
+        looked_up = grid.at(margin)
+        # The same float32 operations: equal, not just close.
+        np.testing.assert_array_equal(looked_up.loss, point.loss)
+        np.testing.assert_allclose(looked_up.grad, point.grad, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(looked_up.active, point.active)
+        assert looked_up.margin == point.margin
+        assert looked_up.mean_loss == pytest.approx(point.mean_loss, rel=1e-6)
+        assert looked_up.grad_norm == pytest.approx(point.grad_norm, rel=1e-6)
+        assert looked_up.zero_gradient == point.zero_gradient
+        assert looked_up.active_share == point.active_share
+        # The grid's own batch numbers, read by the sweep and the Play chart.
+        assert grid.mean_loss[i] == pytest.approx(point.mean_loss, rel=1e-6)
+        assert grid.grad_norm[i] == pytest.approx(point.grad_norm, rel=1e-6)
+        assert grid.active_count[i] == point.active.sum()
+        assert grid.active_share[i] == point.active_share
+
+
+def test_over_grid_gradient_is_the_active_mask_times_a_fixed_term():
+    grid = explore.over_grid(explore.Batch(0.25), 0)
+    a, p, n, hard = explore.example_triplets(seed=0)
+    term = np_cosine_grad(a, n) - np_cosine_grad(a, p)
+    np.testing.assert_allclose(grid.active_grad, term, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        grid.active_grad_norms, np.linalg.norm(term, axis=1), rtol=1e-4
     )
-    assert after == before == (1, 1)
+    gap = np_cosines(a, p) - np_cosines(a, n)
+    np.testing.assert_allclose(grid.gap, gap, atol=1e-6)
+    np.testing.assert_array_equal(grid.hard, hard)
+    for margin, active, grad in zip(grid.values, grid.active, grid.grad, strict=True):
+        np.testing.assert_array_equal(active, margin > grid.gap)
+        np.testing.assert_array_equal(grad[~active], 0.0)
+        np.testing.assert_array_equal(grad[active], grid.active_grad[active])
+
+
+def test_over_grid_looks_up_only_the_slider_s_margins():
+    grid = explore.over_grid(explore.Batch(0.25), 0)
+    assert grid.index(0.35) == 7 and grid.at(2.5).margin == 2.5
+    with pytest.raises(ValueError, match="not on the grid"):
+        grid.at(0.123)
 
 
 @pytest.mark.parametrize(

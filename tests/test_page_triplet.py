@@ -1,7 +1,9 @@
 """The "Loss as a layer (triplet)" page: runs, shows what the explore layer
-computes (its words included), every control's range, reset, the lessons'
-checked outcomes, the original attempts, the Train panel."""
+computes (its words included), a margin move as a lookup that redraws only
+the Play chart, the Play chart's frames, every control's range, reset, the
+lessons' checked outcomes, the original attempts, the Train panel."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from lossviz.explore import triplet as explore
 from lossviz.explore.attempts import triplet as attempts
+from ui.figures import triplet as figures
 from ui.layout import format_value
 from views.content import triplet as content
 
@@ -34,6 +37,10 @@ def layer_metrics(at):
     """(masked, unmasked) values of the add_loss section: loss, ppl, accuracy."""
     values = [m.value for m in at.metric[4:]]
     return values[:3], values[3:]
+
+
+def chart_specs(at):
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
 
 def set_defaults(at):
@@ -88,6 +95,9 @@ def test_page_shows_the_numbers_the_explore_layer_computes(app):
     sweep = explore.margin_sweep(setting.batch, 0)
     assert content.sweep_caption(sweep.all_active_from) in captions
     assert len(app.get("plotly_chart")) == 7
+    grid = explore.over_grid(setting.batch, 0)
+    index = grid.index(setting.margin)
+    assert figures.summary(grid, index) in captions
     # Nothing non-finite at the defaults: the only warnings are the original
     # attempts' "wrong" or "waste" outcomes (none for this family).
     assert not app.warning
@@ -106,6 +116,75 @@ def test_moving_the_margin_changes_the_loss_metric_and_the_snippet(app):
         before["Share of active triplets"]
     )
     assert any("margin=0.8)" in code.value for code in app.code)
+
+
+def test_a_margin_move_is_a_lookup_and_redraws_only_the_play_chart(count_calls):
+    computes = ("over_grid", "at_setting", "margin_sweep", "triplets", "_graphs")
+    patched = {name: count_calls(explore, name) for name in (*computes, "check_lesson")}
+    calls = {name: calls for name, (calls, _) in patched.items()}
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception
+    margins = (0.35, 2.0, 1.25, 0.0, 0.85)  # 2.0 and 0.0 are lessons' margins
+    for margin in margins:  # the first pass may compute (lessons' checks)
+        at.slider(key=KEYS["margin"]).set_value(margin).run()
+    before = chart_specs(at)
+    for name in calls:
+        calls[name].clear()
+    setting = explore.Setting(DEFAULTS["margin"], DEFAULTS["hard_share"])
+    grid = patched["over_grid"][1](setting.batch, 0)
+    for margin in margins[::-1]:
+        at.slider(key=KEYS["margin"]).set_value(margin).run()
+        assert not at.exception
+        assert all(not c for c in calls.values()), (margin, calls)
+        point = grid.at(margin)  # the page's numbers are explore's
+        assert metrics(at)["Triplet loss, batch mean"] == format_value(point.mean_loss)
+        assert metrics(at)["Triplets with zero gradient"] == format_value(
+            point.zero_gradient
+        )
+        captions = " ".join(c.value for c in at.caption)
+        assert figures.summary(grid, grid.index(margin)) in captions
+    # 0.85 -> 0.35: the Play chart (the first) opens on another frame; every
+    # other chart is the same figure.
+    after = chart_specs(at)
+    assert before[0] != after[0]
+    assert before[0]["layout"]["sliders"][0]["active"] == grid.index(0.85)
+    assert after[0]["layout"]["sliders"][0]["active"] == grid.index(0.35)
+    assert before[1:] == after[1:]
+
+
+def test_play_figure_has_a_frame_per_margin_and_states_each_frame_s_numbers():
+    grid = explore.over_grid(explore.Batch(0.25), 0)
+    fig = figures.play_figure(grid, 3)
+    fig.to_dict()  # valid for Plotly
+    frames = fig.frames
+    assert len(frames) == len(grid.values) == len(explore.MARGINS)
+    assert fig.layout.sliders[0].active == 3
+    assert [step.label for step in fig.layout.sliders[0].steps] == [
+        f"{m:g}" for m in explore.MARGINS
+    ]
+    assert figures.opening_summary(fig) == figures.summary(grid, 3)
+    # Fixed axes: Plotly does not rescale as it plays.
+    for axis in (fig.layout.xaxis, fig.layout.yaxis, fig.layout.yaxis2):
+        assert axis.range is not None
+    for i, frame in enumerate(frames):
+        active_bars, inactive_bars, line = frame.data[:3]
+        assert sum(active_bars.y) == grid.active_count[i]
+        assert sum(active_bars.y) + sum(inactive_bars.y) == explore.NUM_TRIPLETS
+        assert list(line.x) == [grid.values[i]] * 2
+        np.testing.assert_array_equal(frame.data[3].y, grid.loss[i][grid.active[i]])
+        text = frame.layout.title.text
+        assert f"m = {grid.values[i]:g}: {grid.active_count[i]} of 64" in text
+        assert f"mean loss {format_value(grid.mean_loss[i], 3)}" in text
+    first, last = frames[0].data, frames[-1].data
+    assert list(first[0].y) != list(last[0].y)
+    assert sum(last[0].y) == explore.NUM_TRIPLETS  # 2.5 is above every gap
+    point = explore.at_setting(explore.Setting(0.5, 0.25), 0)
+    sentence = figures.summary(grid, grid.index(0.5))
+    assert sentence == (
+        f"m = 0.5: {point.active.sum()} of 64 triplets active "
+        f"({point.active_share:.0%}), mean loss {format_value(point.mean_loss, 3)}, "
+        f"‖∂L/∂q‖ {format_value(point.grad_norm, 3)}"
+    )
 
 
 def click_lesson(at, lesson):

@@ -14,16 +14,17 @@ from ui.figures import triplet as figures
 from views.content import triplet as content
 
 seed = ui.seed()
-ui.header(
+stage = ui.header(
     content.TITLE,
     explore.FORMULA,
     content.intro(ui.cached(explore.page_facts)(seed)),
     controls=content.CONTROLS,
     lessons=content.LESSONS,
+    stage=True,
 )
-st.latex(explore.FORMULAS["cosine"])
-
-values = content.TRIPLET_CONTROLS.render(columns=2)
+values = content.TRIPLET_CONTROLS.render(
+    columns=1, lead=("margin",), into=stage.controls
+)
 ui.reset_button("triplet")
 ui.lesson_note(
     content.CONTROLS,
@@ -31,41 +32,50 @@ ui.lesson_note(
     lambda lesson: ui.cached(explore.check_lesson)(lesson.check, values, seed),
 )
 s = values.to(explore.Setting)
-batch = ui.cached(explore.triplets)(s.batch, seed)
-point = ui.cached(explore.at_setting)(s, seed)
-margins = ui.cached(explore.margin_sweep)(s.batch, seed)
+# Every margin of the slider at once: a margin move is a lookup in it.
+grid = ui.cached(explore.over_grid)(s.batch, seed)
+key = (s.batch, seed)
+if grid.holds(s.margin):
+    point = grid.at(s.margin)
+else:  # a margin off the slider's steps (a hand-made link)
+    point = ui.cached(explore.at_setting)(s, seed)
+index = figures.nearest(grid.values, s.margin)
 
-ui.metrics(
-    {
-        "Triplet loss, batch mean": point.mean_loss,
-        "Share of active triplets": point.active_share,
-        "‖∂L/∂q‖ over the batch": point.grad_norm,
-        "Triplets with zero gradient": point.zero_gradient,
-    },
-    helps=content.METRIC_HELP,
-)
-ui.nonfinite_note("triplet loss", point.loss)
-ui.nonfinite_note("∂L/∂q", point.grad)
+with stage.metrics:
+    ui.metrics(
+        {
+            "Triplet loss, batch mean": point.mean_loss,
+            "Share of active triplets": point.active_share,
+            "‖∂L/∂q‖ over the batch": point.grad_norm,
+            "Triplets with zero gradient": point.zero_gradient,
+        },
+        helps=content.METRIC_HELP,
+        per_row=2,
+    )
+    ui.nonfinite_note("triplet loss", point.loss)
+    ui.nonfinite_note("∂L/∂q", point.grad)
+with stage.chart:
+    play = ui.keyed(figures.play_figure)((*key, index), grid, index)
+    ui.plot(play, summary=figures.opening_summary(play))
 
 st.subheader(content.ANSWERS_HEADING, divider="gray")
-hist_left, hist_right = st.columns(2)
-with hist_left:
-    ui.plot(ui.cached(figures.cosines)(batch))
-with hist_right:
-    ui.plot(ui.cached(figures.gaps)(batch, s.margin))
+st.latex(explore.FORMULAS["cosine"])
+batch = ui.cached(explore.triplets)(s.batch, seed)
+ui.plot(ui.keyed(figures.cosines)(key, batch))
 st.caption(content.gap_caption(batch))
 
 with ui.secondary(content.GRADIENT_SECTION, section=True):
-    ui.plot(ui.cached(figures.per_triplet)(point, batch.hard))
-    ui.plot(ui.cached(figures.gradient_rows)(point, batch.hard))
+    ui.plot(ui.keyed(figures.per_triplet)(key, grid))
+    ui.plot(ui.keyed(figures.gradient_rows)(key, grid))
     st.caption(content.GRADIENT_CAPTION)
 
 with ui.secondary(content.SWEEP_SECTION, section=True):
+    margins = ui.cached(explore.margin_sweep)(s.batch, seed)
     curve_left, curve_right = st.columns(2)
     with curve_left:
-        ui.plot(ui.cached(figures.sweep_loss)(margins, s.margin))
+        ui.plot(ui.keyed(figures.sweep_loss)(key, margins))
     with curve_right:
-        ui.plot(ui.cached(figures.sweep_grad)(margins, s.margin))
+        ui.plot(ui.keyed(figures.sweep_grad)(key, margins))
     st.caption(content.sweep_caption(margins.all_active_from))
     ui.nonfinite_note("mean loss over the margin sweep", margins.mean_loss)
     ui.nonfinite_note("gradient norm over the margin sweep", margins.grad_norm)

@@ -6,8 +6,9 @@ Two parts, each keyed on its own frozen settings:
   embeddings (``example_triplets``): the cosines and gaps of the batch
   (``triplets``, keyed on ``Batch``: the share of hard triplets), the loss
   and its gradient with respect to the question embeddings at one margin
-  (``at_setting``, keyed on ``Setting``), and both over the page's margin
-  grid (``margin_sweep``). A triplet is *active* (loss > 0, gradient not 0)
+  (``at_setting``, keyed on ``Setting``), and both at every margin of the
+  page's slider at once (``over_grid``, keyed on ``Batch``; ``margin_sweep``
+  its batch means). A triplet is *active* (loss > 0, gradient not 0)
   exactly when its gap ``cos(q, a+) - cos(q, a-)`` is below the margin, so
   every triplet is active once the margin passes the largest gap.
 - The masked cross-entropy that ``MaskedCrossEntropyLayer`` adds with
@@ -21,9 +22,13 @@ triplet active), ``layer_facts`` (what the layer adds when every position is
 padding), ``TRAIN_FACTS`` (the Train panel's sizes and examples), and each
 lesson's outcome (``check_lesson``).
 
-The value and gradient go through one compiled graph
+The value and gradient go through compiled graphs
 (``tf.function(autograph=False)``) fed with tensors, the margin included, so
-a slider move never retraces.
+no control retraces. ``at_setting`` differentiates the loss as a user's model
+would; ``over_grid`` uses what the margin does not change: the cosines, and
+an active triplet's gradient ``d(cos(q, a-) - cos(q, a+))/dq``, which the
+margin only switches on (gap < m) or off. One call gives every margin of the
+slider, and the tests hold the two equal at each.
 """
 
 from __future__ import annotations
@@ -326,11 +331,57 @@ class MarginSweep:
     nonfinite_from: float | None  # the first margin with a non-finite number
 
 
+@dataclass(frozen=True)
+class Grid:
+    """``at_setting``'s numbers at every margin of ``MARGINS`` (``values``),
+    for one batch: ``at(margin)`` is the ``Point`` of a slider margin."""
+
+    values: np.ndarray  # [M] the margins
+    gap: np.ndarray  # [N] cos(q, a+) - cos(q, a-), the same at every margin
+    hard: np.ndarray  # [N] bool
+    # [N, D] a triplet's dL/dq while it is active, the same at every margin:
+    # d(cos(q, a-) - cos(q, a+))/dq. The margin only switches it on or off.
+    active_grad: np.ndarray
+    active_grad_norms: np.ndarray  # [N] its row norms
+    loss: np.ndarray  # [M, N]
+    active: np.ndarray  # [M, N] bool, loss > 0
+    grad: np.ndarray  # [M, N, D] active * active_grad
+    mean_loss: np.ndarray  # [M]
+    active_count: np.ndarray  # [M] int
+    active_share: np.ndarray  # [M]
+    grad_norm: np.ndarray  # [M]
+    all_active_from: float | None  # the first margin with every triplet active
+    nonfinite_from: float | None  # the first margin with a non-finite number
+
+    def _found(self, margin: float) -> np.ndarray:
+        return np.flatnonzero(np.isclose(self.values, margin, rtol=0, atol=1e-9))
+
+    def holds(self, margin: float) -> bool:
+        """Whether ``margin`` is one of ``values``."""
+        return bool(self._found(margin).size)
+
+    def index(self, margin: float) -> int:
+        """The position of ``margin`` in ``values``; ValueError off the grid."""
+        found = self._found(margin)
+        if not found.size:
+            raise ValueError(
+                f"`margin` {margin!r} is not on the grid "
+                f"[{self.values[0]:g}, {self.values[-1]:g}] in steps of "
+                f"{self.values[1] - self.values[0]:g}."
+            )
+        return int(found[0])
+
+    def at(self, margin: float) -> Point:
+        """The loss and its gradient at a margin of the grid."""
+        i = self.index(margin)
+        return _point(margin, self.loss[i], self.grad[i])
+
+
 @functools.lru_cache(maxsize=1)
 def _graphs():
-    """The compiled cosines, value-and-gradient and margin sweep, built once
+    """The compiled cosines, value-and-gradient and margin grid, built once
     per process. Shapes are left open and every input is a tensor, so no
-    slider move retraces."""
+    control retraces."""
     embeddings = tf.TensorSpec([None, None], tf.float32)
 
     @tf.function(autograph=False, input_signature=[embeddings] * 3)
@@ -341,7 +392,12 @@ def _graphs():
             triplet.cosine_gap(anchor, positive, negative),
         )
 
+    @tf.function(
+        autograph=False,
+        input_signature=[*[embeddings] * 3, tf.TensorSpec([], tf.float32)],
+    )
     def value_and_grad(anchor, positive, negative, margin):
+        # The loss as a model computes it, differentiated through its relu.
         with tf.GradientTape() as tape:
             tape.watch(anchor)
             loss = triplet.cosine_triplet_loss(
@@ -354,15 +410,23 @@ def _graphs():
         autograph=False,
         input_signature=[*[embeddings] * 3, tf.TensorSpec([None], tf.float32)],
     )
-    def sweep(anchor, positive, negative, margins):
-        # One call for the whole grid: [M, N] losses and [M, N, D] gradients.
-        return tf.map_fn(
-            lambda margin: value_and_grad(anchor, positive, negative, margin),
-            margins,
-            fn_output_signature=(tf.float32, tf.float32),
+    def grid(anchor, positive, negative, margins):
+        # relu(m + cos- - cos+): the cosines do not depend on m, and the
+        # gradient of an active triplet is that of cos- - cos+, so both are
+        # computed once; [M, N] losses by broadcasting, in the loss's order
+        # of operations (m + cos-, then - cos+).
+        with tf.GradientTape() as tape:
+            tape.watch(anchor)
+            cos_positive = triplet.cosine_similarity(anchor, positive)
+            cos_negative = triplet.cosine_similarity(anchor, negative)
+            total = tf.reduce_sum(cos_negative - cos_positive)
+        active_grad = tape.gradient(total, anchor)
+        losses = tf.nn.relu(
+            margins[:, None] + cos_negative[None, :] - cos_positive[None, :]
         )
+        return losses, active_grad
 
-    return cosines, sweep
+    return cosines, value_and_grad, grid
 
 
 @functools.lru_cache(maxsize=64)
@@ -371,7 +435,7 @@ def triplets(batch: Batch, seed: int) -> Triplets:
     anchor, positive, negative, hard = example_triplets(
         NUM_TRIPLETS, DIM, hard_share=batch.hard_share, seed=seed
     )
-    cosines, _ = _graphs()
+    cosines, _, _ = _graphs()
     cos_positive, cos_negative, gap = (
         t.numpy() for t in cosines(anchor, positive, negative)
     )
@@ -387,21 +451,6 @@ def triplets(batch: Batch, seed: int) -> Triplets:
         wrong_order=int((gap < 0).sum()),
         hard_wrong_order=int((gap[hard] < 0).sum()),
     )
-
-
-def _values_and_grads(batch: Triplets, margins) -> tuple[np.ndarray, np.ndarray]:
-    """Per-triplet losses ``[M, N]`` and ``dL/dq`` ``[M, N, D]`` at ``margins``."""
-    _, sweep = _graphs()
-    margins = tf.constant(np.asarray(margins, np.float32).reshape(-1))
-    losses, grads = sweep(batch.anchor, batch.positive, batch.negative, margins)
-    return losses.numpy(), grads.numpy()
-
-
-@functools.lru_cache(maxsize=64)
-def _grid(batch: Batch, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``_values_and_grads`` at every margin of ``MARGINS``, kept: a slider
-    move to a margin of the grid then runs no TensorFlow at all."""
-    return _values_and_grads(triplets(batch, seed), MARGINS)
 
 
 def _point(margin: float, loss: np.ndarray, grad: np.ndarray) -> Point:
@@ -420,31 +469,68 @@ def _point(margin: float, loss: np.ndarray, grad: np.ndarray) -> Point:
 
 
 def at_setting(setting: Setting, seed: int) -> Point:
-    """The loss and its gradient at ``setting.margin``."""
-    on_grid = np.flatnonzero(np.isclose(MARGINS, setting.margin, rtol=0, atol=1e-9))
-    if on_grid.size:
-        losses, grads = _grid(setting.batch, seed)
-        index = int(on_grid[0])
-        return _point(setting.margin, losses[index], grads[index])
-    losses, grads = _values_and_grads(triplets(setting.batch, seed), [setting.margin])
-    return _point(setting.margin, losses[0], grads[0])
+    """The loss and its gradient at ``setting.margin``, through the loss
+    function itself (``over_grid`` gives every slider margin at once)."""
+    batch = triplets(setting.batch, seed)
+    _, value_and_grad, _ = _graphs()
+    loss, grad = value_and_grad(
+        batch.anchor,
+        batch.positive,
+        batch.negative,
+        tf.constant(setting.margin, tf.float32),
+    )
+    return _point(setting.margin, loss.numpy(), grad.numpy())
+
+
+@functools.lru_cache(maxsize=64)
+def over_grid(batch: Batch, seed: int) -> Grid:
+    """The loss, active triplets, gradient and their batch numbers at every
+    margin of ``MARGINS``, in one graph call: a slider move is then a lookup
+    (``Grid.at``)."""
+    example = triplets(batch, seed)
+    _, _, graph = _graphs()
+    losses, active_grad = graph(
+        example.anchor,
+        example.positive,
+        example.negative,
+        tf.constant(MARGINS.astype(np.float32)),
+    )
+    losses, active_grad = losses.numpy(), active_grad.numpy()
+    active = losses > 0
+    # Exactly 0 off the active rows, as relu's gradient gives.
+    grads = np.where(active[..., None], active_grad[None], np.float32(0))
+    mean_loss = losses.mean(axis=1, dtype=np.float32).astype(np.float64)
+    norms = grad_norms(grads, axis=(1, 2))
+    share = active.mean(axis=1)
+    finite = np.isfinite(mean_loss) & np.isfinite(norms)
+    return Grid(
+        values=MARGINS,
+        gap=example.gap,
+        hard=example.hard,
+        active_grad=active_grad,
+        active_grad_norms=grad_norms(active_grad, axis=1),
+        loss=losses,
+        active=active,
+        grad=grads,
+        mean_loss=mean_loss,
+        active_count=active.sum(axis=1),
+        active_share=share,
+        grad_norm=norms,
+        all_active_from=first_where(MARGINS, share == 1.0),
+        nonfinite_from=first_where(MARGINS, ~finite),
+    )
 
 
 def margin_sweep(batch: Batch, seed: int) -> MarginSweep:
-    """``at_setting``'s numbers at every margin of ``MARGINS``."""
-    losses, grads = _grid(batch, seed)
-    points = [_point(m, losses[i], grads[i]) for i, m in enumerate(MARGINS)]
-    mean_loss = np.array([p.mean_loss for p in points])
-    active_share = np.array([p.active_share for p in points])
-    norms = np.array([p.grad_norm for p in points])
-    finite = np.isfinite(mean_loss) & np.isfinite(norms)
+    """``at_setting``'s batch numbers at every margin of ``MARGINS``."""
+    grid = over_grid(batch, seed)
     return MarginSweep(
-        margins=MARGINS,
-        mean_loss=mean_loss,
-        active_share=active_share,
-        grad_norm=norms,
-        all_active_from=first_where(MARGINS, active_share == 1.0),
-        nonfinite_from=first_where(MARGINS, ~finite),
+        margins=grid.values,
+        mean_loss=grid.mean_loss,
+        active_share=grid.active_share,
+        grad_norm=grid.grad_norm,
+        all_active_from=grid.all_active_from,
+        nonfinite_from=grid.nonfinite_from,
     )
 
 

@@ -1,11 +1,38 @@
 """Figures of the "Loss as a layer (triplet)" page, from
-``lossviz.explore.triplet``'s dataclasses. None computes a loss."""
+``lossviz.explore.triplet``'s dataclasses. None computes a loss.
+
+Only the Play chart (``play_figure``) changes with the margin; every other
+figure here is the same at every margin, so a margin move redraws one chart.
+"""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from ui.figures import charts, sweep
+from ui.figures.play import nearest, play
+from ui.figures.play import summary as opening_summary
+from ui.layout import format_value
 
 SHOWN_GRADIENT_ROWS = 12
+GAP_BIN = 0.1  # the gap histogram's bin width (cosine gaps lie in [-2, 2])
+ACTIVE_COLOR, INACTIVE_COLOR, MARGIN_COLOR = charts.color(0), "#A0A0A0", charts.color(5)
+GAP_TITLE = "gap cos(q, a⁺) − cos(q, a⁻)"
+
+__all__ = [
+    "cosines",
+    "gradient_rows",
+    "nearest",
+    "opening_summary",
+    "per_triplet",
+    "play_figure",
+    "summary",
+    "sweep_grad",
+    "sweep_loss",
+    "token_losses",
+]
 
 
 def triplet_names(hard) -> list[str]:
@@ -26,59 +53,181 @@ def cosines(batch):
     )
 
 
-def gaps(batch, margin: float):
-    """The gap of every triplet, with the margin line: left of it is active."""
-    return charts.histogram(
-        {"cos(q, a⁺) − cos(q, a⁻)": batch.gap},
-        title="Gap: triplets left of the margin line are active",
-        x_title="cosine gap",
-        vlines={f"margin {margin:g}": margin},
-        nbins=30,
+# ------------------------------------------------------------ the Play chart
+
+
+def summary(grid, i: int) -> str:
+    """Frame ``i``'s sentence: the margin, the active triplets, the loss."""
+    count, total = int(grid.active_count[i]), grid.loss.shape[1]
+    return (
+        f"m = {grid.values[i]:g}: {count} of {total} triplets active "
+        f"({grid.active_share[i]:.0%}), mean loss "
+        f"{format_value(grid.mean_loss[i], 3)}, ‖∂L/∂q‖ "
+        f"{format_value(grid.grad_norm[i], 3)}"
     )
 
 
-def per_triplet(point, hard):
-    """Loss and gradient norm of each triplet, side by side."""
+def _gap_edges(gap) -> np.ndarray:
+    low = math.floor(min(float(np.min(gap)), 0.0) / GAP_BIN)
+    high = math.ceil(float(np.max(gap)) / GAP_BIN + 1e-9)
+    return np.arange(low, high + 1) * GAP_BIN
+
+
+def _frame(grid, i: int, edges, hist_top: float, loss_top: float, names):
+    margin, active = float(grid.values[i]), grid.active[i]
+    centres = (edges[:-1] + edges[1:]) / 2
+    counts = {
+        flag: np.histogram(grid.gap[active == flag], bins=edges)[0]
+        for flag in (True, False)
+    }
+
+    def bars(flag, name, color):
+        return {
+            "type": "bar",
+            "x": centres,
+            "y": counts[flag],
+            "width": GAP_BIN * 0.92,
+            "name": name,
+            "marker": {"color": color},
+            "legendgroup": name,
+            "hovertemplate": "gap %{x:.2f}: %{y} triplets<extra>" + name + "</extra>",
+        }
+
+    def points(flag, name, color):
+        rows = active == flag
+        return {
+            "type": "scatter",
+            "mode": "markers",
+            "x": grid.gap[rows],
+            "y": grid.loss[i][rows],
+            "text": [names[j] for j in np.flatnonzero(rows)],
+            "yaxis": "y2",
+            "name": name,
+            "legendgroup": name,
+            "showlegend": False,
+            "marker": {"color": color, "size": 7},
+            "hovertemplate": "triplet %{text}: gap %{x:.3f}, loss %{y:.3f}"
+            "<extra></extra>",
+        }
+
+    def line(top, yaxis, legend):
+        return {
+            "type": "scatter",
+            "mode": "lines",
+            "x": [margin, margin],
+            "y": [0, top],
+            "yaxis": yaxis,
+            "name": "margin m",
+            "legendgroup": "margin",
+            "showlegend": legend,
+            "line": {"color": MARGIN_COLOR, "dash": "dash", "width": 2},
+            "hoverinfo": "skip",
+        }
+
+    active_name, inactive_name = "active: gap < m", "inactive: loss 0, gradient 0"
+    return [
+        bars(True, active_name, ACTIVE_COLOR),
+        bars(False, inactive_name, INACTIVE_COLOR),
+        line(hist_top, "y", True),
+        points(True, active_name, ACTIVE_COLOR),
+        points(False, inactive_name, INACTIVE_COLOR),
+        line(loss_top, "y2", False),
+    ]
+
+
+def play_figure(grid, active: int, *, height: int = 450):
+    """The active share as the margin grows: per margin of the grid, the
+    histogram of the gaps with the active triplets (gap < m) coloured apart
+    and a dashed line at m, and under it each triplet's loss against its gap
+    (``explore.triplet.Grid``). Axes are fixed across the frames."""
+    edges = _gap_edges(grid.gap)
+    hist_top = float(np.histogram(grid.gap, bins=edges)[0].max()) * 1.1
+    loss_top = max(float(np.max(grid.loss)), 0.1) * 1.05
+    names = triplet_names(grid.hard)
+    frames = [
+        _frame(grid, i, edges, hist_top, loss_top, names)
+        for i in range(len(grid.values))
+    ]
+    x_range = [edges[0] - GAP_BIN / 2, max(edges[-1], float(grid.values[-1])) + 0.05]
+    layout = {
+        "barmode": "stack",
+        "xaxis": {
+            "range": x_range,
+            "anchor": "y2",
+            "title": {"text": GAP_TITLE},
+            "zeroline": False,
+        },
+        "yaxis": {
+            "domain": [0.5, 1.0],
+            "range": [0, hist_top],
+            "title": {"text": "triplets"},
+        },
+        "yaxis2": {
+            "domain": [0.0, 0.32],
+            "range": [0, loss_top],
+            "anchor": "x",
+            "title": {"text": "loss"},
+        },
+        # Between the two panels, clear of the title's summary line.
+        "legend": {"orientation": "h", "x": 0, "y": 0.41, "yanchor": "middle"},
+    }
+    return play(
+        grid.values,
+        frames,
+        active=active,
+        label="m",
+        title="Which triplets are active: those whose gap lies below m",
+        summaries=[summary(grid, i) for i in range(len(grid.values))],
+        layout=layout,
+        height=height,
+    )
+
+
+# ------------------------------------------- the same at every margin
+
+
+def per_triplet(grid):
+    """Each triplet's gradient norm while active and its gap: it is active
+    once the margin passes the gap, and its gradient does not change with m."""
     return charts.bars(
-        triplet_names(hard),
-        {"loss": point.loss, "‖∂L/∂q‖": point.row_grad_norms},
-        title="Loss and gradient norm per triplet",
+        triplet_names(grid.hard),
+        {"‖∂L/∂q‖ while active": grid.active_grad_norms, "gap": grid.gap},
+        title="Gradient norm while active, and the gap m must pass",
         x_title="triplet",
         y_title="value",
     )
 
 
-def gradient_rows(point, hard):
-    """``dL/dq`` of the first triplets, each row named active or inactive."""
+def gradient_rows(grid):
+    """``dL/dq`` of the first triplets while active, each row named with its
+    gap (it is 0 at a margin up to the gap)."""
     rows = slice(0, SHOWN_GRADIENT_ROWS)
-    names = triplet_names(hard)
+    names = triplet_names(grid.hard)
     return charts.heatmap(
-        point.grad[rows],
-        x_labels=[f"d{j}" for j in range(point.grad.shape[1])],
+        grid.active_grad[rows],
+        x_labels=[f"d{j}" for j in range(grid.active_grad.shape[1])],
         y_labels=[
-            f"{name} ({'active' if active else 'inactive'})"
-            for name, active in zip(names[rows], point.active[rows], strict=True)
+            f"{name} (gap {gap:.2f})"
+            for name, gap in zip(names[rows], grid.gap[rows], strict=True)
         ],
-        title=f"∂L/∂q for the first {SHOWN_GRADIENT_ROWS} triplets",
+        title=f"∂L/∂q for the first {SHOWN_GRADIENT_ROWS} triplets while active",
         x_title="embedding dimension",
         y_title="triplet",
     )
 
 
-def _over_margins(margins, series: dict, margin: float, *, title: str, y_title: str):
+def _over_margins(margins, series: dict, *, title: str, y_title: str):
     return sweep(
         margins.margins,
         series,
         title=title,
         x_title="margin m",
         y_title=y_title,
-        marker=margin,
-        marker_label=f"m = {margin:g}",
         nonfinite_from=margins.nonfinite_from,
     )
 
 
-def sweep_loss(margins, margin: float):
+def sweep_loss(margins):
     """Batch-mean loss and active share over the margin grid."""
     series = {
         "mean loss": margins.mean_loss,
@@ -87,18 +236,16 @@ def sweep_loss(margins, margin: float):
     return _over_margins(
         margins,
         series,
-        margin,
         title="Batch-mean loss and active share",
         y_title="loss / share",
     )
 
 
-def sweep_grad(margins, margin: float):
+def sweep_grad(margins):
     """The batch's gradient norm over the margin grid."""
     return _over_margins(
         margins,
         {"‖∂L/∂q‖": margins.grad_norm},
-        margin,
         title="Gradient norm ‖∂L/∂q‖",
         y_title="gradient norm",
     )

@@ -26,7 +26,7 @@ CONTROLS = ui.Controls(
             step=0.05,
             help="Hard: the wrong answer is drawn nearer the question than the "
             "right one, so most hard triplets are ranked the wrong way round (the "
-            "caption under the histograms counts them).",
+            "caption under the cosines counts them).",
         ),
         ui.Slider(
             "pad_share",
@@ -110,11 +110,11 @@ What to try:
 - **Margin 0**: only the triplets ranked the wrong way round (gap below 0) are
   active. Every other triplet has a loss of exactly 0 and a gradient of
   exactly 0: the model learns nothing more from it.
-- **Raise the margin**: the dashed line on the gap histogram moves right and
-  more triplets fall left of it; the share of active triplets, the loss and
-  the gradient grow. Past the largest gap
-  ({ui.format_value(facts.max_gap, 3)} with the default share of
-  {facts.hard_share:g}; the caption under the histograms names it for
+- **Raise the margin**, or press **Play** on the chart: the dashed line on
+  the gap histogram moves right and more triplets fall left of it, turning
+  active; the share of active triplets, the loss and the gradient grow.
+  Past the largest gap ({ui.format_value(facts.max_gap, 3)} with the default share of
+  {facts.hard_share:g}; the caption under the cosines names it for
   yours) every triplet is active, {on_slider}; from there the mean loss grows
   one for one with `m`.
 - **More hard triplets**: more triplets are ranked the wrong way round, and
@@ -140,7 +140,7 @@ LAYER_SECTION = "A loss added from inside a layer"
 
 
 def gap_caption(batch) -> str:
-    """What the gap histogram shows, in the batch's own numbers
+    """The gaps of the batch (drawn in the Play chart), in its own numbers
     (``explore.Triplets``)."""
     count, hard = len(batch.gap), int(batch.hard.sum())
     easy_wrong = batch.wrong_order - batch.hard_wrong_order
@@ -154,12 +154,14 @@ def gap_caption(batch) -> str:
 
 
 GRADIENT_CAPTION = (
-    "The gradient with respect to the question embedding (the encoder's output). "
-    "An inactive triplet's row is exactly 0: `relu` has a zero gradient below its "
-    "kink. An active triplet's descent step, −∂L/∂q, is the part of â⁺ − â⁻ (the "
-    "answers' unit vectors; a zero answer counts as 0) perpendicular to q, over "
-    "‖q‖: it turns q toward a⁺ and away from a⁻, and to first order leaves its "
-    "length alone (cosine ignores length)."
+    "The gradient with respect to the question embedding (the encoder's output), "
+    "as each triplet gets it while active: the margin does not change it, it only "
+    "switches it on (once m passes the triplet's gap) or off. An inactive "
+    "triplet's row is exactly 0: `relu` has a zero gradient below its kink. An "
+    "active triplet's descent step, −∂L/∂q, is the part of â⁺ − â⁻ (the answers' "
+    "unit vectors; a zero answer counts as 0) perpendicular to q, over ‖q‖: it "
+    "turns q toward a⁺ and away from a⁻, and to first order leaves its length "
+    "alone (cosine ignores length)."
 )
 
 
