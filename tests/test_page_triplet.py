@@ -171,10 +171,18 @@ def test_play_figure_has_a_frame_per_margin_and_states_each_frame_s_numbers():
         assert sum(active_bars.y) == grid.active_count[i]
         assert sum(active_bars.y) + sum(inactive_bars.y) == explore.NUM_TRIPLETS
         assert list(line.x) == [grid.values[i]] * 2
-        np.testing.assert_array_equal(frame.data[3].y, grid.loss[i][grid.active[i]])
+        # Each triplet's loss, in the active or the inactive trace (NaN
+        # hides it in the other).
+        for trace, flag in ((frame.data[3], True), (frame.data[4], False)):
+            shown = np.where(grid.active[i] == flag, grid.loss[i], np.nan)
+            np.testing.assert_array_equal(np.asarray(trace.y, float), shown)
         text = frame.layout.title.text
         assert f"m = {grid.values[i]:g}: {grid.active_count[i]} of 64" in text
         assert f"mean loss {format_value(grid.mean_loss[i], 3)}" in text
+    # What does not move is drawn once: the triplets' gaps and names.
+    np.testing.assert_array_equal(fig.data[3].x, grid.gap)
+    assert list(fig.data[4].text) == figures.triplet_names(grid.hard)
+    assert frames[0].data[3].x is None
     first, last = frames[0].data, frames[-1].data
     assert list(first[0].y) != list(last[0].y)
     assert sum(last[0].y) == explore.NUM_TRIPLETS  # 2.5 is above every gap

@@ -73,66 +73,64 @@ def _gap_edges(gap) -> np.ndarray:
     return np.arange(low, high + 1) * GAP_BIN
 
 
-def _frame(grid, i: int, edges, hist_top: float, loss_top: float, names):
+def _frame(grid, i: int, edges, hist_top: float, loss_top: float, names=None):
+    """Frame ``i``'s six traces. Plotly merges a frame's traces onto the
+    drawn ones, so only the opening frame (``names`` given) carries what
+    stays: positions, names, colours, hover; the others only what moves
+    (the bars' counts, the line's x, the losses; NaN hides a point)."""
     margin, active = float(grid.values[i]), grid.active[i]
-    centres = (edges[:-1] + edges[1:]) / 2
     counts = {
         flag: np.histogram(grid.gap[active == flag], bins=edges)[0]
         for flag in (True, False)
     }
-
-    def bars(flag, name, color):
-        return {
-            "type": "bar",
-            "x": centres,
-            "y": counts[flag],
-            "width": GAP_BIN * 0.92,
-            "name": name,
-            "marker": {"color": color},
-            "legendgroup": name,
-            "hovertemplate": "gap %{x:.2f}: %{y} triplets<extra>" + name + "</extra>",
-        }
-
-    def points(flag, name, color):
-        rows = active == flag
-        return {
-            "type": "scatter",
-            "mode": "markers",
-            "x": grid.gap[rows],
-            "y": grid.loss[i][rows],
-            "text": [names[j] for j in np.flatnonzero(rows)],
-            "yaxis": "y2",
-            "name": name,
-            "legendgroup": name,
-            "showlegend": False,
-            "marker": {"color": color, "size": 7},
-            "hovertemplate": "triplet %{text}: gap %{x:.3f}, loss %{y:.3f}"
-            "<extra></extra>",
-        }
-
-    def line(top, yaxis, legend):
-        return {
-            "type": "scatter",
-            "mode": "lines",
-            "x": [margin, margin],
-            "y": [0, top],
-            "yaxis": yaxis,
-            "name": "margin m",
-            "legendgroup": "margin",
-            "showlegend": legend,
-            "line": {"color": MARGIN_COLOR, "dash": "dash", "width": 2},
-            "hoverinfo": "skip",
-        }
-
-    active_name, inactive_name = "active: gap < m", "inactive: loss 0, gradient 0"
-    return [
-        bars(True, active_name, ACTIVE_COLOR),
-        bars(False, inactive_name, INACTIVE_COLOR),
-        line(hist_top, "y", True),
-        points(True, active_name, ACTIVE_COLOR),
-        points(False, inactive_name, INACTIVE_COLOR),
-        line(loss_top, "y2", False),
+    losses = {flag: np.where(active == flag, grid.loss[i], np.nan) for flag in counts}
+    moving = [
+        {"type": "bar", "y": counts[True]},
+        {"type": "bar", "y": counts[False]},
+        {"type": "scatter", "x": [margin, margin]},
+        {"type": "scatter", "y": losses[True]},
+        {"type": "scatter", "y": losses[False]},
+        {"type": "scatter", "x": [margin, margin]},
     ]
+    if names is None:
+        return moving
+    active_name, inactive_name = "active: gap < m", "inactive: loss 0, gradient 0"
+    bars = {"x": (edges[:-1] + edges[1:]) / 2, "width": GAP_BIN * 0.92}
+    points = {
+        "mode": "markers",
+        "x": grid.gap,
+        "text": names,
+        "yaxis": "y2",
+        "showlegend": False,
+        "hovertemplate": "triplet %{text}: gap %{x:.3f}, loss %{y:.3f}<extra></extra>",
+    }
+    line = {
+        "mode": "lines",
+        "name": "margin m",
+        "legendgroup": "margin",
+        "line": {"color": MARGIN_COLOR, "dash": "dash", "width": 2},
+        "hoverinfo": "skip",
+    }
+    kept = [
+        {**bars, "name": active_name, "marker": {"color": ACTIVE_COLOR}},
+        {**bars, "name": inactive_name, "marker": {"color": INACTIVE_COLOR}},
+        {**line, "y": [0, hist_top], "yaxis": "y"},
+        {**points, "name": active_name, "marker": {"color": ACTIVE_COLOR, "size": 7}},
+        {
+            **points,
+            "name": inactive_name,
+            "marker": {"color": INACTIVE_COLOR, "size": 7},
+        },
+        {**line, "y": [0, loss_top], "yaxis": "y2", "showlegend": False},
+    ]
+    for trace in kept[:2]:
+        trace["legendgroup"] = trace["name"]
+        trace["hovertemplate"] = (
+            "gap %{x:.2f}: %{y} triplets<extra>" + trace["name"] + "</extra>"
+        )
+    for trace in kept[3:5]:
+        trace["legendgroup"] = trace["name"]
+    return [{**k, **m} for k, m in zip(kept, moving, strict=True)]
 
 
 def play_figure(grid, active: int, *, height: int = 450):
@@ -145,7 +143,7 @@ def play_figure(grid, active: int, *, height: int = 450):
     loss_top = max(float(np.max(grid.loss)), 0.1) * 1.05
     names = triplet_names(grid.hard)
     frames = [
-        _frame(grid, i, edges, hist_top, loss_top, names)
+        _frame(grid, i, edges, hist_top, loss_top, names if i == active else None)
         for i in range(len(grid.values))
     ]
     x_range = [edges[0] - GAP_BIN / 2, max(edges[-1], float(grid.values[-1])) + 0.05]
