@@ -208,11 +208,14 @@ CONTROLS = ui.Controls(
         ),
     ],
 )
-# One column each, as the page lays them out.
+# Beside the Play chart, the main control (the Play chart draws both masks,
+# so the mask stays with the pad id, whose -1 greys it out); the others below
+# the stage, one column each.
+LEAD = ("mask_ratio",)
 COLUMNS = (
-    ("mask_ratio", "pad_id", "mask"),
+    ("pad_id", "mask", "end_bias"),
     ("weight_mode", "hand_weights"),
-    ("end_bias", "sweep"),
+    ("sweep",),
 )
 
 # Drawn in the gradient section, under the same prefix.
@@ -448,22 +451,39 @@ rather than by every step (with all weights 1 that is the token mean).
 """
 
 NO_OTHER_GRADIENT = "That loss is not computed at these settings: showing ours."
+PLAY_CAPTION = (
+    "Top: each step's share of ‖∂L/∂logits‖² summed over the batch, on real "
+    "steps and on padding steps, for the per-sequence mean without the mask and "
+    "with it; below: the gradient's norm at each step of each sequence for the "
+    "loss chosen under *Gradient of*, each cell labelled with its target (S = "
+    "start, E = end, · = padding; with the pad id equal to the end id, padding "
+    "shows as E). ▶ Play or the chart's own slider runs through every padding "
+    "share in the browser; the padding slider beside it does the same, with the "
+    "numbers."
+)
 GRADIENT_CAPTION = (
-    "Targets: S = start, E = end, · = padding (with the pad id equal to the end "
-    "id, padding shows as E). With a mask the padded steps get exactly zero "
-    "gradient. Each step of sequence b carries a share 1/"
-    f"({NUM_SEQUENCES} · len_b) of the per-sequence mean (len_b: the steps of b "
-    "the loss counts), so short sequences "
-    "push harder per step; 1/(counted tokens) of the token mean, the same for "
-    f"every step; and 1/({NUM_SEQUENCES} · {MAX_LEN}) of `sample_weight=mask`, "
-    "smaller the more padding there is. The class weights scale the push on "
-    "each step by the weight of its label."
+    "With a mask the padded steps get exactly zero gradient. Each step of "
+    f"sequence b carries a share 1/({NUM_SEQUENCES} · len_b) of the per-sequence "
+    "mean (len_b: the steps of b the loss counts), so short sequences push "
+    "harder per step; 1/(counted tokens) of the token mean, the same for every "
+    f"step; and 1/({NUM_SEQUENCES} · {MAX_LEN}) of `sample_weight=mask`, smaller "
+    "the more padding there is. The class weights scale the push on each step by "
+    "the weight of its label."
 )
 SWEEP_CAPTION = (
     "Same seed at every point. Over the padding share, rows are cut shorter from "
     "their end (the end token moves with the cut) while the noise in the logits "
     "stays the same, and weights from the data are those of each batch; over "
     "the end weight the batch and every other weight stay as they are."
+)
+WEIGHT_SWEEP_CAPTION = (
+    "The padding share of this chart is its own slider's (it opens at the "
+    "default share; the padding slider above does not move it): scrub or play "
+    "it to see the curves of each batch."
+)
+PER_SEQUENCE_CAPTION = (
+    "Each sequence's loss at every padding share: rows are cut shorter from "
+    "their end, and a row cut to nothing has a masked loss of 0."
 )
 
 
