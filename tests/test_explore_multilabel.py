@@ -367,6 +367,115 @@ def test_sweep_key_leaves_the_scale_out():
     assert {f.name for f in dataclasses.fields(a)} == {"label_density", "num_labels"}
 
 
+# ------------------------------------------------------------- the grid
+
+
+def assert_same_point(grid_point, point):
+    """Every field of two ``Point``s equal (arrays to float32 rounding)."""
+    assert grid_point.setting == point.setting
+    for field in dataclasses.fields(point):
+        a, b = getattr(grid_point, field.name), getattr(point, field.name)
+        if isinstance(b, np.ndarray):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=0, err_msg=field.name)
+        elif isinstance(b, dict):
+            assert list(a) == list(b), field.name
+            for name in b:
+                np.testing.assert_allclose(
+                    a[name], b[name], rtol=1e-6, atol=1e-12, err_msg=name
+                )
+        elif isinstance(b, float):
+            assert a == pytest.approx(b, rel=1e-6, abs=1e-12, nan_ok=True), field.name
+        else:
+            assert a == b, field.name
+
+
+@pytest.mark.parametrize(
+    "setting, seed",
+    [
+        (explore.SweepSetting(), 0),
+        (explore.SweepSetting(0.7, 16), 1),
+        (explore.SweepSetting(0.4, 256), 0),
+    ],  # fmt: skip
+    ids=str,
+)
+def test_the_grid_is_at_setting_at_every_scale(setting, seed):
+    grid = explore.over_grid(setting, seed)
+    np.testing.assert_array_equal(grid.values, explore.GRID_SCALES)
+    for value in grid.values:
+        point = explore.at_setting(
+            explore.Setting(setting.label_density, setting.num_labels, value), seed
+        )
+        assert_same_point(grid.at(value), point)
+
+
+def test_the_grid_is_the_slider_of_the_page():
+    slider = content.CONTROLS["logit_scale"]
+    steps = np.arange(slider.low, slider.high + slider.step / 2, slider.step)
+    np.testing.assert_allclose(explore.GRID_SCALES, steps, rtol=0, atol=1e-12)
+    assert len(explore.GRID_SCALES) == 120
+    assert slider.default in explore.GRID_SCALES
+    for lesson in content.LESSONS:
+        scale = lesson.settings.get("logit_scale", slider.default)
+        assert np.isclose(explore.GRID_SCALES, scale).any(), lesson.title
+
+
+def test_off_the_grid_a_point_is_computed():
+    grid = explore.over_grid(explore.SweepSetting(), 0)
+    assert grid.index(3.25) is None and grid.nearest(3.25) in (5, 6)
+    assert grid.index(3.0) == 5 and grid.nearest(3.0) == 5
+    assert_same_point(grid.at(3.25), explore.at_setting(explore.Setting(0.4, 6, 3.25)))
+
+
+@pytest.mark.parametrize("num_labels", [6, 256])
+def test_the_grid_facts_recount_its_arrays(num_labels):
+    grid = explore.over_grid(explore.SweepSetting(0.4, num_labels), 0)
+    for i, value in enumerate(grid.values):
+        y_true, logits = explore.example_batch(
+            explore.NUM_SAMPLES, num_labels, logit_scale=value, seed=0
+        )
+        np.testing.assert_array_equal(grid.logits[i], logits)
+        np.testing.assert_array_equal(grid.y_true, y_true)
+        loss, factorised = grid.loss[i], grid.factorised[i]
+        finite = loss[np.isfinite(loss)]
+        assert grid.finite_count[i] == finite.size
+        if finite.size:
+            assert grid.largest_loss[i] == finite.max()
+        else:
+            assert np.isnan(grid.largest_loss[i])
+        assert grid.factorised_inf[i] == np.isposinf(factorised).sum()
+        assert grid.factorised_nan[i] == np.isnan(factorised).sum()
+        np.testing.assert_allclose(
+            grid.grad_norm[i], np.linalg.norm(grid.grad[i].astype(float), axis=-1)
+        )
+        np.testing.assert_allclose(
+            grid.bce_grad_norm[i],
+            np.linalg.norm(grid.bce_grad[i].astype(float), axis=-1),
+        )
+    np.testing.assert_array_equal(
+        grid.without_pairs,
+        explore.at_setting(explore.Setting(0.4, num_labels)).without_pairs,
+    )
+    # The lesson's frame: the product overflows where the log space does not.
+    if num_labels == 256:
+        i = grid.index(46.5)
+        assert grid.finite_count[i] == explore.NUM_SAMPLES
+        assert grid.factorised_inf[i] > 0
+
+
+def test_the_grid_never_retraces_for_another_density_or_seed():
+    explore.over_grid(explore.SweepSetting(0.4, 6), 0)
+    forms = explore._grid_forms(6)
+    values = explore._values_and_grads()
+    traced = (
+        forms.experimental_get_tracing_count(),
+        values.experimental_get_tracing_count(),
+    )
+    explore.over_grid(explore.SweepSetting(0.7, 6), 0)
+    explore.over_grid(explore.SweepSetting(0.55, 6), 3)
+    assert forms.experimental_get_tracing_count() == traced[0] == 1
+    assert values.experimental_get_tracing_count() == traced[1] == 1
+
+
 # ------------------------------------------------------------- timings, training
 
 

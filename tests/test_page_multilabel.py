@@ -3,6 +3,7 @@
 trains, and runs inside the router. The numbers themselves are tested in
 tests/test_explore_multilabel.py."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +80,14 @@ def test_page_shows_what_explore_computes(app):
     # (The other warnings are the original attempts' wrong results.)
     warnings = [w.value for w in app.warning if "not finite" in w.value]
     assert warnings and all("over the sweep" in w for w in warnings), warnings
-    # bars, 2 heatmaps, 2 sweep curves, the flipped sign's 2 curves
-    assert len(app.get("plotly_chart")) == 7
+    # the Play chart, the labels, 2 sweep curves, the flipped sign's 2 curves
+    assert len(app.get("plotly_chart")) == 6
+    play = json.loads(app.get("plotly_chart")[0].proto.spec)
+    grid = explore.over_grid(explore.SweepSetting(), seed=0)
+    assert len(play["frames"]) == len(grid.values) == 120
+    assert play["layout"]["sliders"][0]["active"] == grid.index(3.0)
+    caption = " ".join(c.value for c in app.caption)
+    assert figures.play_summary(grid, grid.index(3.0)) in caption
     sweep = explore.scale_sweep(explore.SweepSetting(), seed=0)
     caption = " ".join(c.value for c in app.caption)
     assert content.sweep_caption(sweep) in caption
@@ -192,12 +199,24 @@ def test_timing_batch_and_remeasure(app):
     assert len(app.dataframe[1].value) == 4
 
 
+def play_traces(at) -> list:
+    return json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+
+
 def test_toggle_draws_the_cross_entropy_gradient(app):
+    # Its gradient norm per sample, beside BP-MLL's in the Play chart.
     set_defaults(app)
-    charts = len(app.get("plotly_chart"))
+    charts, traces = len(app.get("plotly_chart")), play_traces(app)
     app.toggle(key=TOGGLE).set_value(True).run()
     assert not app.exception, app.exception
-    assert len(app.get("plotly_chart")) == charts + 1
+    assert len(app.get("plotly_chart")) == charts
+    drawn = play_traces(app)
+    assert len(drawn) == len(traces) + 1
+    (bce,) = [t for t in drawn if t["yaxis"] == "y2" and "cross-entropy" in t["name"]]
+    grid = explore.over_grid(explore.SweepSetting(), seed=0)
+    np.testing.assert_allclose(
+        [np.nan if y is None else y for y in bce["y"]], grid.bce_grad_norm[5]
+    )
 
 
 def test_all_rows_without_pairs_give_zero(app):
@@ -319,3 +338,75 @@ def test_the_flipped_sign_chart_draws_both_runs():
         np.testing.assert_allclose(flipped.y, getattr(descent.flipped, field))
         np.testing.assert_allclose(fix.y, getattr(descent.fix, field))
         assert list(flipped.x) == list(range(attempts.STEPS + 1))
+
+
+def test_a_move_of_the_scale_is_a_lookup(count_calls):
+    # A first pass over some scales computes (a counted function is a new
+    # cache); moving over them again runs no explore computation and no graph.
+    scales = (10.0, 20.5, 46.5, 3.0)
+    expected = {scale: expected_metrics(logit_scale=scale) for scale in scales}
+    names = ("over_grid", "at_setting", "scale_sweep", "timings", "check_lesson",
+             "_evaluate", "_forms", "_grid_forms", "example_batch")  # fmt: skip
+    calls = {name: count_calls(explore, name)[0] for name in names}
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    for scale in scales:
+        at.slider(key="multilabel_logit_scale").set_value(scale).run()
+        assert not at.exception, at.exception
+    assert len(calls["over_grid"]) == 1  # one grid for every scale
+    assert not calls["at_setting"]
+    first = {name: len(c) for name, c in calls.items()}
+    for scale in scales:
+        at.slider(key="multilabel_logit_scale").set_value(scale).run()
+        assert not at.exception, at.exception
+        assert metrics(at) == expected[scale]
+    assert {name: len(c) for name, c in calls.items()} == first
+
+
+def test_the_play_figure_has_a_frame_per_scale():
+    grid = explore.over_grid(explore.SweepSetting(0.4, 256), seed=0)
+    active = grid.index(46.5)
+    fig = figures.play_figure(grid, active)
+    go.Figure(fig.to_dict())  # validates every attribute
+    assert len(fig.frames) == len(grid.values) == 120
+    assert fig.layout.sliders[0].active == active
+    assert [s.label for s in fig.layout.sliders[0].steps][:2] == ["0.5", "1"]
+    drawn = [json.dumps([t.to_plotly_json() for t in f.data]) for f in fig.frames]
+    assert len(set(drawn)) == len(drawn)  # every frame differs
+    bars = {tuple(frame.data[0].y) for frame in fig.frames}  # the log-space loss
+    assert len(bars) > 100
+    pairs = ~grid.without_pairs  # the others' 0 has no bar on a log axis
+    assert [fig.data[0].y[i] for i in np.flatnonzero(~pairs)] == [None, None]
+    np.testing.assert_allclose(
+        np.array(fig.data[0].y)[pairs].astype(float), grid.loss[active][pairs]
+    )
+    # Fixed axes: the range is the figure's, no frame changes it.
+    assert fig.layout.yaxis.range == (fig.layout.yaxis.range[0], 41.0)
+    assert all(list(f.layout.to_plotly_json()) == ["title"] for f in fig.frames)
+    summary = figures.play_summary(grid, active)
+    assert summary == (
+        f"scale 46.5: log-space loss finite for {grid.finite_count[active]} of 8 "
+        f"samples (largest {format_value(grid.largest_loss[active], digits=3)}); "
+        f"the factorised product is +Inf in {grid.factorised_inf[active]}"
+    )
+    assert summary in fig.layout.title.text
+    assert grid.finite_count[active] == 8 and grid.factorised_inf[active] > 0
+    # The product's +Inf samples are crossed at the top of the opening frame.
+    marks = fig.data[2]
+    inf = [t for t in marks.text if t == "+Inf (product)"]
+    assert len(inf) == grid.factorised_inf[active]
+    # The samples without pairs are marked 0 (a convention) in every frame.
+    zeros = [t for t in marks.text if t == "0 (no pairs)"]
+    assert len(zeros) == int(grid.without_pairs.sum())
+    last = figures.play_summary(grid, len(grid.values) - 1)
+    assert last.startswith(
+        f"scale 60: log-space loss finite for {grid.finite_count[-1]} of 8"
+    )
+
+
+def test_the_sweep_charts_do_not_mark_the_scale():
+    sweep = explore.scale_sweep(explore.SweepSetting(), seed=0)
+    drawn = figures.over_scales(sweep)
+    for fig in (drawn.loss, drawn.gradient):
+        go.Figure(fig.to_dict())
+        assert [shape.type for shape in fig.layout.shapes] == ["rect"]  # overflow

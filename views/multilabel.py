@@ -1,10 +1,14 @@
 """Multi-label ranking (BP-MLL): the ranking loss, its four forms and its range.
 
-A thin page: its controls, then the numbers and charts of
+A thin page: the logit scale, the key metrics and the Play chart on the
+stage, then the other controls and the numbers and charts of
 ``lossviz.explore.multilabel`` (binary cross-entropy drawn beside BP-MLL for
 comparison), then the original attempts failing live beside the fix
-(``lossviz.explore.attempts.multilabel``, cached per seed, so a slider move
-never reruns them). No loss is computed here.
+(``lossviz.explore.attempts.multilabel``, cached per seed). Every logit scale
+of the slider is computed at once (``explore.over_grid``, cached per setting
+of the other controls), so a move of the scale is a lookup: no TensorFlow
+runs, and only the Play chart (the one figure that depends on the scale) is
+drawn anew. No loss is computed here.
 """
 
 import streamlit as st
@@ -13,6 +17,7 @@ import ui
 from lossviz.explore import multilabel as explore
 from lossviz.explore.attempts import multilabel as attempts
 from ui.figures import multilabel as figures
+from ui.figures.play import summary
 from views.content import multilabel as content
 
 TIMING_RUN = "multilabel_timing_run"  # bumped by Re-measure: a new measurement
@@ -22,17 +27,28 @@ def remeasure():
     st.session_state[TIMING_RUN] = st.session_state.get(TIMING_RUN, 0) + 1
 
 
+def intro(seed) -> str:
+    sweep_at = ui.cached(explore.scale_sweep)
+    return content.intro(
+        sweep_at(explore.SweepSetting(), seed),
+        sweep_at(explore.SweepSetting(num_labels=explore.MAX_LABELS), seed),
+        explore.FLOAT32_MAX,
+        explore.LOG_FLOAT32_MAX,
+    )
+
+
 seed = ui.seed()
-sweep_at = ui.cached(explore.scale_sweep)
-intro = content.intro(
-    sweep_at(explore.SweepSetting(), seed),
-    sweep_at(explore.SweepSetting(num_labels=explore.MAX_LABELS), seed),
-    explore.FLOAT32_MAX,
-    explore.LOG_FLOAT32_MAX,
+stage = ui.header(
+    "Multi-label ranking (BP-MLL)",
+    explore.FORMULA,
+    controls=content.CONTROLS,
+    lessons=content.LESSONS,
+    stage=True,
 )
-ui.header("Multi-label ranking (BP-MLL)", explore.FORMULA, intro,
-          controls=content.CONTROLS, lessons=content.LESSONS)  # fmt: skip
-values = content.CONTROLS.render(columns=content.COLUMNS)
+intro_box = st.container()  # filled once the stage is drawn: its sweeps wait
+values = content.CONTROLS.render(
+    columns=content.COLUMNS, lead=content.LEAD, into=stage.controls
+)
 ui.reset_button("multilabel")
 ui.lesson_note(
     content.CONTROLS,
@@ -40,42 +56,48 @@ ui.lesson_note(
     lambda lesson: ui.cached(explore.check_lesson)(lesson.check, values, seed),
 )
 setting = values.to(explore.Setting)
-point = ui.cached(explore.at_setting)(setting, seed)
+around = setting.sweep_setting  # what the grid depends on: all but the scale
+grid = ui.cached(explore.over_grid)(around, seed)
+point = ui.keyed(grid.at)((around, seed, setting.logit_scale), setting.logit_scale)
+active = grid.nearest(setting.logit_scale)
 
-ui.metrics(
-    {
-        "BP-MLL (batch mean)": point.mean_loss,
-        "Cross-entropy (mean)": point.mean_bce,
-        "Factorised (mean)": point.mean_factorised,
-        "Samples without pairs": point.num_without_pairs,
-    },
-    helps=content.METRIC_HELP,
-)
-ui.nonfinite_note("BP-MLL per sample", point.loss)
-ui.nonfinite_note("gradient of BP-MLL", point.grad)
-ui.nonfinite_note("factorised product", point.forms["factorised"])
+with stage.metrics:
+    ui.metrics(
+        {
+            "BP-MLL (batch mean)": point.mean_loss,
+            "Factorised (mean)": point.mean_factorised,
+            "Cross-entropy (mean)": point.mean_bce,
+            "Samples without pairs": point.num_without_pairs,
+        },
+        helps=content.METRIC_HELP,
+        per_row=2,
+    )
+with stage.chart:
+    play = ui.keyed(figures.play_figure)(
+        (around, seed, active, values.bce_grad), grid, active, values.bce_grad
+    )
+    ui.plot(play, summary=summary(play))
+    ui.nonfinite_note("BP-MLL per sample", point.loss)
+    ui.nonfinite_note("gradient of BP-MLL", point.grad)
+    ui.nonfinite_note("factorised product", point.forms["factorised"])
+    if point.num_without_pairs:
+        st.info(content.without_pairs(point), icon=":material/info:")
+with intro_box, ui.secondary("What to try"):
+    if not ui.classroom.folded():  # unfolding reruns the page and draws it
+        st.markdown(intro(seed))
 
-point_figures = ui.cached(figures.at_point)(point)
-
-st.subheader("Loss per sample", divider="gray")
-ui.plot(point_figures.loss_per_sample)
-if point.num_without_pairs:
-    st.info(content.without_pairs(point), icon=":material/info:")
-
-with ui.secondary("Gradient with respect to the logits", section=True):
-    labels_column, gradient_column = st.columns([1, 2])
+with ui.secondary("Labels and the gradient", section=True):
+    labels_column, caption_column = st.columns([2, 3])
     with labels_column:
-        ui.plot(point_figures.labels)
-    with gradient_column:
-        ui.plot(point_figures.gradient)
-    st.caption(content.gradient_caption(point))
-    if values.bce_grad:
-        ui.plot(ui.cached(figures.bce_gradient)(point))
+        ui.plot(ui.keyed(figures.labels)((around, seed), point))
+    with caption_column:
+        st.caption(content.gradient_caption(point))
 
 with ui.secondary("Three forms, one number", section=True):
     st.markdown(content.FORMS_TEXT)
     st.latex(explore.LOG_SPACE_FORMULA)
-    st.dataframe(point_figures.forms_table, hide_index=True)
+    key = (around, seed, setting.logit_scale)
+    st.dataframe(ui.keyed(figures.forms_table)(key, point), hide_index=True)
     st.button(
         "Re-measure",
         key="multilabel_remeasure",
@@ -92,8 +114,8 @@ with ui.secondary("Three forms, one number", section=True):
     st.caption(content.timing_caption(timings, point))
 
 with ui.secondary("Loss and gradient as the logit scale grows", section=True):
-    sweep = sweep_at(setting.sweep_setting, seed)
-    sweep_figures = ui.cached(figures.over_scales)(sweep, setting.logit_scale)
+    sweep = ui.cached(explore.scale_sweep)(around, seed)
+    sweep_figures = ui.keyed(figures.over_scales)((around, seed), sweep)
     loss_column, gradient_column = st.columns(2)
     with loss_column:
         ui.plot(sweep_figures.loss)

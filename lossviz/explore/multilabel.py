@@ -46,6 +46,12 @@ PARAMS = {}  # BP-MLL has no parameter: every control shapes the example
 NUM_SAMPLES = 8
 MAX_LABELS = 256  # the pairwise form holds [B, L, L]; the page offers up to 256
 SWEEP_SCALES = np.arange(1.5, 60.1, 1.5)  # 40 points, 1.5 apart
+# The page's logit-scale slider, 0.5 to 60 in steps of 0.5: ``over_grid``
+# computes every one of its 120 values at once.
+SCALE_LOW, SCALE_HIGH, SCALE_STEP = 0.5, 60.0, 0.5
+GRID_SCALES = SCALE_STEP * np.arange(
+    round(SCALE_LOW / SCALE_STEP), round(SCALE_HIGH / SCALE_STEP) + 1
+)
 TIMING_REPEATS = 5
 TIMING_SCALE, TIMING_DENSITY = 3.0, 0.4
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -141,6 +147,13 @@ def example_batch(
     check_number("label_density", label_density, low=0, high=1)
     check_number("logit_scale", logit_scale, low=0, low_open=True)
     check_number("seed", seed, low=0, integer=True)
+    y_true, unit_logits = _draw(num_samples, num_labels, label_density, seed)
+    return y_true, (logit_scale * unit_logits).astype(np.float32)
+
+
+def _draw(num_samples, num_labels, label_density, seed):
+    """``example_batch``'s labels (float32) and its unit logits (float64, in
+    [-1, 1]): the batch at a scale is ``(scale * unit_logits)`` in float32."""
     rng = np.random.default_rng(int(seed))
     shape = (int(num_samples), int(num_labels))
     y_true = (rng.random(shape) < label_density).astype(np.float32)
@@ -148,7 +161,7 @@ def example_batch(
     y_true[0] = 0.0
     if num_samples >= 2:
         y_true[1] = 1.0
-    return y_true, (logit_scale * unit_logits).astype(np.float32)
+    return y_true, unit_logits
 
 
 def sample_names(y_true) -> tuple[str, ...]:
@@ -400,13 +413,29 @@ def at_setting(setting: Setting, seed: int = 0) -> Point:
         logit_scale=setting.logit_scale, seed=seed,
     )  # fmt: skip
     out = _evaluate(y_true, logits)
-    (loss, grad), (bce, bce_grad) = out["loss"], out["bce"]
     forms = _forms(setting.num_labels)(tf.constant(y_true), tf.constant(logits))
+    return _point(
+        setting,
+        y_true,
+        logits,
+        loss=out["loss"],
+        bce=out["bce"],
+        loop=forms["loop"].numpy(),
+        pairwise=forms["pairwise"].numpy(),
+        factorised=out["factorised"][0],
+    )
+
+
+def _point(setting, y_true, logits, *, loss, bce, loop, pairwise, factorised):
+    """The ``Point`` of one batch from what the graphs computed for it:
+    ``loss`` and ``bce`` as ``(values [B], grad [B, L])``, the other forms'
+    values ``[B]``."""
+    (loss, grad), (bce, bce_grad) = loss, bce
     forms = {
-        "loop": forms["loop"].numpy(),
-        "pairwise": forms["pairwise"].numpy(),
+        "loop": loop,
+        "pairwise": pairwise,
         "log space": loss,
-        "factorised": out["factorised"][0],
+        "factorised": factorised,
     }
     positives = y_true.sum(axis=-1)
     without_pairs = (positives == 0) | (positives == y_true.shape[1])
@@ -510,6 +539,147 @@ def scale_sweep(setting: SweepSetting, seed: int = 0) -> Sweep:
         loss_growth=_log_slope(SWEEP_SCALES, means["loss"]),
         grad_growth=_log_slope(SWEEP_SCALES, norms["loss"]),
         bce_growth=_slope(SWEEP_SCALES, means["bce"]),
+    )
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Everything the page shows at every logit scale of ``values``
+    (``GRID_SCALES``, the steps of the page's slider) for one
+    ``SweepSetting`` and ``seed``: the same labels ``y_true [B, L]`` and the
+    same unit draw, scaled by each value.
+
+    The grid comes first in every array: ``logits [G, B, L]``; per sample
+    ``loss`` (log space), ``loop``, ``pairwise``, ``factorised`` and ``bce``
+    `[G, B]`; the gradients ``grad`` and ``bce_grad`` `[G, B, L]` and each
+    sample's gradient norm ``grad_norm`` and ``bce_grad_norm`` `[G, B]` (not
+    finite where some entry is not); ``without_pairs [B]``, the samples
+    with no (positive, negative) pair. What the Play chart's summary states
+    at each value, `[G]`: ``finite_count``, the samples whose log-space loss
+    is finite, ``largest_loss``, the largest of them (NaN if none),
+    ``factorised_inf`` and ``factorised_nan``, the samples whose factorised
+    product is +Inf and NaN. ``at(value)`` is the ``Point`` of one value, as
+    ``at_setting`` computes it."""
+
+    setting: SweepSetting
+    seed: int
+    values: np.ndarray
+    y_true: np.ndarray
+    without_pairs: np.ndarray
+    logits: np.ndarray
+    loss: np.ndarray
+    grad: np.ndarray
+    bce: np.ndarray
+    bce_grad: np.ndarray
+    loop: np.ndarray
+    pairwise: np.ndarray
+    factorised: np.ndarray
+    grad_norm: np.ndarray
+    bce_grad_norm: np.ndarray
+    finite_count: np.ndarray
+    largest_loss: np.ndarray
+    factorised_inf: np.ndarray
+    factorised_nan: np.ndarray
+
+    def index(self, value) -> int | None:
+        """The position of ``value`` in ``values``, None if it is not one."""
+        hits = np.flatnonzero(np.isclose(self.values, float(value), rtol=0, atol=1e-9))
+        return int(hits[0]) if hits.size else None
+
+    def nearest(self, value) -> int:
+        """The position of the grid value nearest ``value``."""
+        return int(np.argmin(np.abs(self.values - float(value))))
+
+    def at(self, value) -> Point:
+        """The ``Point`` at the logit scale ``value``: looked up for a grid
+        value, computed by ``at_setting`` for any other."""
+        setting = Setting(self.setting.label_density, self.setting.num_labels, value)
+        i = self.index(value)
+        if i is None:
+            return at_setting(setting, self.seed)
+        return _point(
+            setting,
+            self.y_true,
+            self.logits[i],
+            loss=(self.loss[i], self.grad[i]),
+            bce=(self.bce[i], self.bce_grad[i]),
+            loop=self.loop[i],
+            pairwise=self.pairwise[i],
+            factorised=self.factorised[i],
+        )
+
+
+@functools.lru_cache(maxsize=None)
+def _grid_forms(num_labels: int):
+    """``fn(y_true [B, L], logits [G, B, L])`` -> ``{"loop": [G, B],
+    "pairwise": [G, B]}``: the forms of ``_forms`` for each of the ``G``
+    batches in turn (``tf.map_fn``: the loop form needs the static
+    ``[NUM_SAMPLES, num_labels]`` of one batch, and one batch's pair tensor
+    is all the memory the pairwise form holds at a time). Traced once per
+    label count; the grid's length, the scales and the density are fed."""
+    labels = tf.TensorSpec([NUM_SAMPLES, num_labels], tf.float32)
+    grid = tf.TensorSpec([None, NUM_SAMPLES, num_labels], tf.float32)
+    per_batch = tf.TensorSpec([NUM_SAMPLES], tf.float32)
+
+    @tf.function(input_signature=[labels, grid], autograph=False)
+    def fn(y_true, logits):
+        return tf.map_fn(
+            lambda batch: _loop_and_pairwise(y_true, batch),
+            logits,
+            fn_output_signature={"loop": per_batch, "pairwise": per_batch},
+        )
+
+    return fn
+
+
+def over_grid(setting: SweepSetting, seed: int = 0) -> Grid:
+    """Every number ``at_setting`` gives, at every logit scale of
+    ``GRID_SCALES``, in two graph calls: the values and gradients with the
+    grid's batches stacked on the batch axis (each row is a sample at a
+    scale; the losses are per row, so rows never mix), and the loop and
+    pairwise forms mapped over the grid."""
+    y_true, unit_logits = _draw(
+        NUM_SAMPLES, setting.num_labels, setting.label_density, seed
+    )
+    values = GRID_SCALES.copy()
+    # As example_batch scales it: float64 scale times float64 draw, then float32.
+    logits = (values[:, None, None] * unit_logits).astype(np.float32)
+    shape = logits.shape
+    stacked = np.broadcast_to(y_true, shape).reshape(-1, shape[-1])
+    out = {
+        name: (v.reshape(shape[:2]), g.reshape(shape))
+        for name, (v, g) in _evaluate(stacked, logits.reshape(-1, shape[-1])).items()
+    }
+    forms = _grid_forms(setting.num_labels)(tf.constant(y_true), tf.constant(logits))
+    loss, grad = out["loss"]
+    bce, bce_grad = out["bce"]
+    factorised = out["factorised"][0]
+    finite = np.isfinite(loss)
+    positives = y_true.sum(axis=-1)
+    return Grid(
+        setting=setting,
+        seed=int(seed),
+        values=values,
+        y_true=y_true,
+        without_pairs=(positives == 0) | (positives == y_true.shape[1]),
+        logits=logits,
+        loss=loss,
+        grad=grad,
+        bce=bce,
+        bce_grad=bce_grad,
+        loop=forms["loop"].numpy(),
+        pairwise=forms["pairwise"].numpy(),
+        factorised=factorised,
+        grad_norm=grad_norms(grad, axis=-1),
+        bce_grad_norm=grad_norms(bce_grad, axis=-1),
+        finite_count=finite.sum(axis=-1),
+        largest_loss=np.where(
+            finite.any(axis=-1),
+            np.max(np.where(finite, loss, -np.inf), axis=-1),
+            np.nan,
+        ),
+        factorised_inf=np.isposinf(factorised).sum(axis=-1),
+        factorised_nan=np.isnan(factorised).sum(axis=-1),
     )
 
 

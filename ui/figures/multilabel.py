@@ -1,19 +1,22 @@
 """The figures and tables of the "Multi-label ranking (BP-MLL)" page, from the
-explore layer's ``Point``, ``Sweep`` and ``Timings``, and the attempts
-module's ``FlippedDescent``.
+explore layer's ``Grid``, ``Point``, ``Sweep`` and ``Timings``, and the
+attempts module's ``FlippedDescent``.
 
-``at_point`` and ``over_scales`` build a setting's figures together, so the
-page caches them with one call each: hashing a ``Point`` for the cache key
-costs about as much as building one of its figures.
+``play_figure`` is the page's main chart, every logit scale of the grid in
+its frames; no other figure depends on the scale, so a move of the scale
+slider redraws that one chart.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import plotly.graph_objects as go
 
 from ui.figures import charts, sweep
+from ui.figures.play import play
 from ui.layout import format_value
 
 
@@ -33,46 +36,9 @@ def _heatmap(point, z, title: str, **kwargs):
     )
 
 
-def loss_per_sample(point):
-    """BP-MLL and binary cross-entropy of each sample, side by side."""
-    return charts.bars(
-        point.sample_names,
-        {"BP-MLL": point.loss, "binary cross-entropy": point.bce},
-        title="Loss per sample",
-        x_title="sample",
-        y_title="loss",
-    )
-
-
 def labels(point):
     """The multi-hot labels (they do not depend on the logit scale)."""
     return _heatmap(point, point.y_true, "Labels (1 = positive)", diverging=False)
-
-
-def gradient(point):
-    return _heatmap(
-        point, point.grad, "∂ BP-MLL / ∂ logits (positives pushed up, negatives down)"
-    )
-
-
-def bce_gradient(point):
-    return _heatmap(point, point.bce_grad, "∂ binary cross-entropy / ∂ logits")
-
-
-@dataclass(frozen=True)
-class PointFigures:
-    loss_per_sample: go.Figure
-    labels: go.Figure
-    gradient: go.Figure
-    forms_table: dict
-
-
-def at_point(point) -> PointFigures:
-    """Every figure of ``point`` the page always shows (``bce_gradient`` is
-    drawn on request)."""
-    return PointFigures(
-        loss_per_sample(point), labels(point), gradient(point), forms_table(point)
-    )
 
 
 _SERIES = {  # legend: (batch-mean field, gradient-norm field) of a Sweep
@@ -82,14 +48,13 @@ _SERIES = {  # legend: (batch-mean field, gradient-norm field) of a Sweep
 }
 
 
-def _sweep(result, scale: float, column: int, title: str, y_title: str):
+def _sweep(result, column: int, title: str, y_title: str):
     return sweep(
         result.scales,
         {name: getattr(result, fields[column]) for name, fields in _SERIES.items()},
         title=title,
         x_title="logit scale",
         y_title=y_title,
-        marker=scale,
         nonfinite_from=result.factorised_overflow,
         nonfinite_label="product overflows",
         label_y=0.9,
@@ -97,17 +62,16 @@ def _sweep(result, scale: float, column: int, title: str, y_title: str):
     )
 
 
-def sweep_loss(result, scale: float):
-    """The batch-mean losses over the scale sweep, the current scale marked
-    and the range where the factorised product overflows shaded."""
-    return _sweep(result, scale, 0, "Batch-mean loss", "loss")
+def sweep_loss(result):
+    """The batch-mean losses over the scale sweep, the range where the
+    factorised product overflows shaded. No mark of the current scale: the
+    Play chart shows where the slider sits, so a move redraws only that."""
+    return _sweep(result, 0, "Batch-mean loss", "loss")
 
 
-def sweep_gradient(result, scale: float):
-    """The gradient norms over the scale sweep, marked as ``sweep_loss``."""
-    return _sweep(
-        result, scale, 1, "Gradient norm ‖∂ loss / ∂ logits‖", "gradient norm"
-    )
+def sweep_gradient(result):
+    """The gradient norms over the scale sweep, drawn as ``sweep_loss``."""
+    return _sweep(result, 1, "Gradient norm ‖∂ loss / ∂ logits‖", "gradient norm")
 
 
 @dataclass(frozen=True)
@@ -116,9 +80,226 @@ class ScaleFigures:
     gradient: go.Figure
 
 
-def over_scales(result, scale: float) -> ScaleFigures:
-    """``sweep_loss`` and ``sweep_gradient`` of one sweep at one scale."""
-    return ScaleFigures(sweep_loss(result, scale), sweep_gradient(result, scale))
+def over_scales(result) -> ScaleFigures:
+    """``sweep_loss`` and ``sweep_gradient`` of one sweep."""
+    return ScaleFigures(sweep_loss(result), sweep_gradient(result))
+
+
+# ------------------------------------------------------------ the Play chart
+
+_TOP = 40.0  # log10 of where +Inf is drawn, above the float32 maximum
+_AXIS_TOP = 41.0
+_LOG_FLOAT32_MAX = float(np.log10(np.finfo(np.float32).max))
+# A tick every ten decades (dtick is in decades on a log axis), as powers of 10.
+_DECADES = {"dtick": 10, "exponentformat": "power", "showexponent": "all"}
+
+
+def _bottom(*arrays) -> float:
+    """log10 of the bottom of a log axis holding every finite positive value
+    of ``arrays`` (and 1), a decade below the smallest."""
+    values = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays])
+    kept = values[np.isfinite(values) & (values > 0)]
+    low = float(np.log10(kept.min())) if kept.size else 0.0
+    return math.floor(min(low, 0.0)) - 1.0
+
+
+def _bars(values) -> dict:
+    """Bars on a log axis: finite positive values, ``None`` (no bar) else
+    (their ``x``, the samples, is a style: the same in every frame)."""
+    return {
+        "type": "bar",
+        "y": [float(v) if math.isfinite(v) and v > 0 else None for v in values],
+    }
+
+
+def _marks(names, groups) -> dict:
+    """One scatter of markers: for each ``(where, y, text, symbol, color,
+    size)`` of ``groups``, a marker at each sample of the mask ``where``, at
+    the height ``y`` (a number, or an array over the samples), labelled
+    ``text`` (a string, or a list over the samples)."""
+    points = []
+    for where, y, text, symbol, color, size in groups:
+        ys = np.broadcast_to(np.asarray(y, dtype=float), (len(names),))
+        texts = text if isinstance(text, list) else [text] * len(names)
+        points += [(i, float(ys[i]), texts[i], symbol, color, size)
+                   for i in np.flatnonzero(where)]  # fmt: skip
+    return {
+        "type": "scatter",
+        "x": [names[p[0]] for p in points],
+        "y": [p[1] for p in points],
+        "text": [p[2] for p in points],
+        "marker": {
+            "symbol": [p[3] for p in points],
+            "color": [p[4] for p in points],
+            "size": [p[5] for p in points],
+        },
+    }
+
+
+def _kinds(values, suffix: str = "") -> list:
+    return [
+        ("NaN" if np.isnan(v) else "+Inf" if v > 0 else "-Inf") + suffix for v in values
+    ]
+
+
+def _style(name: str, color: str | None, axis: int, names, legend=True) -> dict:
+    """What a trace looks like: the same in every frame, so given in the
+    opening one only (a frame's trace is merged into the drawn one). A
+    bar's ``color`` and its ``names`` (the samples); None for markers (each
+    frame gives theirs)."""
+    style = {
+        "name": name,
+        "legendgroup": name,
+        "showlegend": legend,
+        "xaxis": "x2" if axis == 2 else "x",
+        "yaxis": "y2" if axis == 2 else "y",
+    }
+    if color is not None:  # bars
+        style["x"] = names
+        style["marker"] = {"color": color}
+        style["hovertemplate"] = "%{x}: %{y:.4g}<extra>" + name + "</extra>"
+        return style
+    return {
+        **style,
+        "mode": "markers+text",
+        "textposition": "top center",
+        "cliponaxis": False,
+        "hovertemplate": "%{x}: %{y:.4g} %{text}<extra>" + name + "</extra>",
+    }
+
+
+def _styles(names, bce_grad: bool) -> list:
+    marks = "factorised product (—); not finite (×, at the top); 0 (○, at the bottom)"
+    styles = [
+        _style("BP-MLL (log space)", charts.color(0), 1, names),
+        _style("binary cross-entropy", charts.color(2), 1, names),
+        _style(marks, None, 1, names),
+        _style("BP-MLL (log space)", charts.color(0), 2, names, legend=False),
+        _style(marks, None, 2, names, legend=False),
+    ]
+    if bce_grad:
+        styles.insert(
+            4, _style("binary cross-entropy", charts.color(2), 2, names, legend=False)
+        )
+    return styles
+
+
+def _frame(grid, names, i, low_loss, low_grad, bce_grad: bool) -> list:
+    """The data of grid value ``i`` (in the order of ``_styles``): the loss
+    row (axis 1) and the gradient-norm row (axis 2)."""
+    loss, factorised = grid.loss[i], grid.factorised[i]
+    grad = grid.grad_norm[i]
+    pairs = ~grid.without_pairs
+    zero_loss = np.isfinite(loss) & (loss == 0)
+    bottom_loss, bottom_grad = 10 ** (low_loss + 0.3), 10 ** (low_grad + 0.3)
+    bad, product, zero = charts.NONFINITE_COLOR, charts.color(1), charts.color(3)
+    loss_marks = _marks(names, [
+        (np.isfinite(factorised) & (factorised > 0), factorised, "", "line-ew-open",
+         product, 22),
+        (~np.isfinite(factorised), 10**_TOP, _kinds(factorised, " (product)"), "x",
+         bad, 11),
+        (~np.isfinite(loss), 10 ** (_TOP - 3), _kinds(loss, " (log space)"),
+         "x-open", charts.color(0), 11),
+        (zero_loss & ~pairs, bottom_loss, "0 (no pairs)", "circle-open", zero, 11),
+        (zero_loss & pairs, bottom_loss, "0 (underflow)", "diamond-open", zero, 11),
+    ])  # fmt: skip
+    grad_marks = _marks(names, [
+        (np.isfinite(grad) & (grad == 0), bottom_grad, "0", "circle-open", zero, 11),
+        (~np.isfinite(grad), 10**_TOP, _kinds(grad), "x", bad, 11),
+    ])  # fmt: skip
+    frame = [
+        _bars(loss),
+        _bars(grid.bce[i]),
+        loss_marks,
+        _bars(grad),
+        grad_marks,
+    ]
+    if bce_grad:
+        frame.insert(4, _bars(grid.bce_grad_norm[i]))
+    return frame
+
+
+def play_summary(grid, i: int) -> str:
+    """Grid value ``i`` in one line: how many samples' log-space loss is
+    finite (and the largest), and in how many the factorised product is not."""
+    total = grid.loss.shape[1]
+    finite = int(grid.finite_count[i])
+    largest = (
+        f" (largest {format_value(grid.largest_loss[i], digits=3)})" if finite else ""
+    )
+    inf, nan = int(grid.factorised_inf[i]), int(grid.factorised_nan[i])
+    if inf or nan:
+        product = "the factorised product is " + ", ".join(
+            f"{kind} in {count}" for kind, count in (("+Inf", inf), ("NaN", nan))
+            if count
+        )  # fmt: skip
+    else:
+        product = "the factorised product is finite in every sample"
+    return (
+        f"scale {grid.values[i]:g}: log-space loss finite for {finite} of {total} "
+        f"samples{largest}; {product}"
+    )
+
+
+def play_figure(grid, active: int, bce_grad: bool = False) -> go.Figure:
+    """Per-sample loss as the logit scale grows: one frame per value of the
+    grid (``explore.Grid``), opening on ``active``. Top, each sample's
+    BP-MLL (log space) and binary cross-entropy, the factorised product
+    marked on them and its +Inf/NaN samples crossed at the top; samples at
+    0 marked at the bottom (no pairs: a convention; else an underflow), each
+    mark labelled.
+    Below, each sample's gradient norm ‖∂E/∂c‖ (and cross-entropy's with
+    ``bce_grad``). Both axes are logarithmic and fixed across frames, up to
+    past the float32 maximum (dotted).
+
+    Only the opening frame carries the traces' styles: Plotly merges a
+    frame's traces into the drawn ones, and plotly.py builds an object for
+    every attribute of every frame (a styled frame costs several times a
+    bare one to build and to send); the marks of a row are one trace."""
+    names = [f"s{j}" for j in range(grid.loss.shape[1])]
+    low_loss = _bottom(grid.loss, grid.bce, grid.factorised)
+    low_grad = _bottom(grid.grad_norm, *([grid.bce_grad_norm] if bce_grad else []))
+    frames = [
+        _frame(grid, names, i, low_loss, low_grad, bce_grad)
+        for i in range(len(grid.values))
+    ]
+    frames[active] = [
+        {
+            **data,
+            **style,
+            "marker": {**style.get("marker", {}), **data.get("marker", {})},
+        }
+        for data, style in zip(frames[active], _styles(names, bce_grad), strict=True)
+    ]
+    summaries = [play_summary(grid, i) for i in range(len(grid.values))]
+    float32_max = {
+        "type": "line", "xref": "paper", "x0": 0, "x1": 1,
+        "y0": 10**_LOG_FLOAT32_MAX, "y1": 10**_LOG_FLOAT32_MAX,
+        "line": {"dash": "dot", "width": 1, "color": charts.NONFINITE_COLOR},
+    }  # fmt: skip
+    layout = {
+        "barmode": "group",
+        "xaxis": {"type": "category", "anchor": "y", "showticklabels": False},
+        "xaxis2": {"type": "category", "anchor": "y2", "matches": "x",
+                   "title": {"text": "sample"}},
+        "yaxis": {"type": "log", "range": [low_loss, _AXIS_TOP],
+                  "domain": [0.5, 1.0], "title": {"text": "loss"}, **_DECADES},
+        "yaxis2": {"type": "log", "range": [low_grad, _AXIS_TOP],
+                   "domain": [0.0, 0.4], "title": {"text": "‖∂ loss/∂c‖"},
+                   **_DECADES},
+        "shapes": [{**float32_max, "yref": "y"}, {**float32_max, "yref": "y2"}],
+        "margin": {"t": 110, "b": 90},
+    }  # fmt: skip
+    return play(
+        grid.values,
+        frames,
+        active=active,
+        label="logit scale",
+        title="Loss per sample (top) and its gradient norm (bottom)",
+        summaries=summaries,
+        layout=layout,
+        height=560,
+    )
 
 
 def forms_table(point) -> dict:

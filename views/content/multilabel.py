@@ -26,8 +26,8 @@ CONTROLS = ui.Controls("multilabel", [
     ui.Toggle(
         "bce_grad", "Show the cross-entropy gradient too", False,
         help="Binary cross-entropy on the same logits pushes every label on its "
-        "own, including those of the samples BP-MLL ignores (drawn below the "
-        "BP-MLL gradient).",
+        "own, including those of the samples BP-MLL ignores (its gradient norm "
+        "per sample drawn beside BP-MLL's in the main chart).",
     ),
     ui.Choice(
         "timing_batch", "Batch size for timing", 8, options=(8, 32, 128),
@@ -35,8 +35,9 @@ CONTROLS = ui.Controls("multilabel", [
         "seeded batch of this size with the current number of labels.",
     ),
 ])  # fmt: skip
-COLUMNS = [("logit_scale",), ("label_density",), ("num_labels",),
-           ("bce_grad", "timing_batch")]  # fmt: skip
+# The logit scale leads, beside the main chart; the others follow below it.
+LEAD = ("logit_scale",)
+COLUMNS = [("label_density",), ("num_labels",), ("bce_grad", "timing_batch")]
 
 LESSONS = (
     ui.Lesson(
@@ -181,8 +182,8 @@ def without_pairs(point) -> str:
     """The note under the loss chart; ``point``: the explore layer's ``Point``."""
     count, total = point.num_without_pairs, len(point.loss)
     zero = (
-        "lossviz gives them 0 by convention, with a gradient of exactly 0: their "
-        "rows of the gradient heatmap below are blank"
+        "lossviz gives them 0 by convention, with a gradient of exactly 0 (marked "
+        "0 in the chart above)"
         if point.without_pairs_zero
         else "lossviz should give them 0 with a zero gradient, and here it does not"
     )
@@ -199,7 +200,7 @@ def without_pairs(point) -> str:
 
 
 def gradient_caption(point) -> str:
-    """The caption under the gradient heatmap, from a ``Point``."""
+    """The caption beside the labels, from a ``Point``."""
     if point.sign_share is None:
         return "No sample has a (positive, negative) pair here: the gradient is 0."
     if point.sign_share == 1:
@@ -217,10 +218,12 @@ def gradient_caption(point) -> str:
         "(float32 rounding)"
     )
     return (
-        "A positive label gets a negative gradient (gradient descent raises its "
-        f"score), a negative label a positive one: {share}. Each row's gradients "
+        "BP-MLL's gradient ranks these labels: a positive label gets a negative "
+        "gradient (gradient descent raises its score), a negative label a positive "
+        f"one: at this scale {share}. Each row's gradients "
         f"sum to 0 in exact arithmetic, {sums}. BP-MLL only ranks, so shifting a "
-        "whole row changes nothing."
+        "whole row changes nothing. The main chart plays each sample's gradient "
+        "norm as the scale grows."
     )
 
 
