@@ -486,6 +486,97 @@ def test_the_sweep_setting_leaves_the_driving_value_out():
     assert t.sweep_setting == explore.SweepSetting(sharpen_by="temperature")
 
 
+# --- the page's grid ---------------------------------------------------------------
+
+POINT_ARRAYS = ("loss", "grad", "probs", "stable", "naive", "tempered",
+                "straight_through", "gumbel")  # fmt: skip
+POINT_NUMBERS = ("mean_loss", "grad_norm", "power", "temperature",
+                 "naive_nonfinite", "max_gap")  # fmt: skip
+
+
+def test_the_grid_is_the_driving_controls_options_in_the_order_p_sharpens():
+    controls = content.CONTROLS.resolved()
+    np.testing.assert_array_equal(explore.GRID["power"], controls["power"].options)
+    np.testing.assert_array_equal(
+        explore.GRID["temperature"], controls["temperature"].options[::-1]
+    )
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        explore.SweepSetting(),
+        explore.SweepSetting(iterations=3, distance="mse", logit_scale=4.0),
+        explore.SweepSetting(sharpen_by="temperature", logit_scale=0.5),
+    ],
+    ids=["power", "power-3-mse", "temperature"],
+)
+@pytest.mark.parametrize("seed", [0, 2])
+def test_the_grid_at_every_value_is_the_point_there(setting, seed):
+    grid = explore.over_grid(setting, seed)
+    assert len(grid.values) == 16
+    for i, value in enumerate(grid.values):
+        for hard in (False, True):
+            got = grid.at(value, hard)
+            want = explore.at_setting(explore.setting_at(setting, value, hard), seed)
+            assert got.setting == want.setting
+            assert got.sample_names == want.sample_names
+            for name in POINT_ARRAYS:
+                np.testing.assert_allclose(
+                    getattr(got, name), getattr(want, name), rtol=1e-6, atol=0,
+                    err_msg=f"{name} at {value}",
+                )  # fmt: skip
+            for name in POINT_NUMBERS:
+                np.testing.assert_allclose(
+                    getattr(got, name), getattr(want, name), rtol=1e-9,
+                    err_msg=f"{name} at {value}",
+                )  # fmt: skip
+        assert grid.mean_loss[i] == pytest.approx(got.mean_loss, rel=1e-12)
+        assert grid.grad_norm[i] == got.grad_norm
+        assert grid.naive_nonfinite[i] == got.naive_nonfinite
+        assert grid.naive_nan[i] == np.isnan(got.naive).sum()
+        assert grid.max_gap[i] == got.max_gap
+        np.testing.assert_array_equal(grid.top[i], got.sharpened.max(-1))
+        assert grid.describe(i) == got.setting.describe()
+    finite = np.abs(grid.grad[np.isfinite(grid.grad)])
+    assert grid.grad_range == finite.max()
+
+
+def test_the_grid_matches_numpy():
+    setting = explore.SweepSetting(distance="mse")
+    grid = explore.over_grid(setting, 1)
+    batch = explore.example_batch(seed=1)
+    for i, power in enumerate(grid.values):
+        if power > 20:  # numpy's float64 is finer than float32 beyond this
+            break
+        loss, grad = np_loss_and_grad(batch, power, 1, "mse")
+        np.testing.assert_allclose(grid.loss[i], loss, rtol=2e-4, atol=1e-6)
+        np.testing.assert_allclose(grid.grad[i], grad, rtol=2e-3, atol=1e-6)
+        np.testing.assert_allclose(
+            grid.stable[i], np_weights(batch.logits, power, 1), atol=2e-5
+        )
+
+
+def test_a_grid_value_is_a_lookup_and_other_values_are_refused():
+    grid = explore.over_grid(explore.SweepSetting(sharpen_by="temperature"), 0)
+    assert grid.index(0.02) == list(grid.values).index(0.02)
+    assert grid.at(0.02).setting.power == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="grid"):
+        grid.at(0.03)
+
+
+def test_another_controls_move_does_not_retrace_the_grids_graph():
+    first = explore.SweepSetting()
+    explore.over_grid(first, 0)
+    graph = explore._grid_graph(explore._path(first))
+    traced = graph.experimental_get_tracing_count()
+    for seed, scale in enumerate((4.0, 0.5, 8.0), start=1):
+        moved = dataclasses.replace(first, logit_scale=scale)
+        assert explore._path(moved) == explore._path(first)
+        explore.over_grid(moved, seed)
+    assert graph.experimental_get_tracing_count() == traced
+
+
 # --- the words' numbers ------------------------------------------------------------
 
 

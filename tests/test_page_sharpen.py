@@ -54,6 +54,10 @@ def metrics(at):
     return {m.label: m.value for m in at.metric}
 
 
+def chart_specs(at):
+    return [c.proto.spec for c in at.get("plotly_chart")]
+
+
 def captions(at):
     return " ".join(c.value for c in at.caption)
 
@@ -83,8 +87,10 @@ def test_the_declaration_matches_the_explore_layer():
     temperatures = controls["temperature"].options
     assert explore.SWEEP_TEMPERATURES.max() == pytest.approx(temperatures[-1])
     assert explore.SWEEP_TEMPERATURES.min() == pytest.approx(temperatures[0])
-    # "Sharpen by" is drawn first: the controls it greys out see its value
-    assert content.COLUMNS[0][0] == "sharpen_by"
+    # "Sharpen by" is drawn first: the controls it greys out see its value;
+    # it and the two it chooses between stand beside the Play chart
+    assert content.LEAD == ("sharpen_by", "power", "temperature")
+    assert not set(content.LEAD) & {n for group in content.COLUMNS for n in group}
 
 
 def test_page_runs_with_title_formula_and_metrics(app):
@@ -124,9 +130,14 @@ def test_the_page_shows_the_explore_layers_numbers(app):
 
 
 def test_every_chart_has_a_text_summary(app):
-    # ui.plot writes a summary of each figure's own data under it
-    for name in ("loss, batch mean:", "‖∂L/∂logits‖:", "log space:", "softmax p:"):
+    # ui.plot writes a summary of each figure's own data under it; the Play
+    # chart's is its opening frame's sentence
+    for name in ("loss, batch mean:", "‖∂L/∂logits‖:", "log space:", "17×8 values"):
         assert name in captions(app), name
+    grid = explore.over_grid(explore.SweepSetting(), 0)
+    opening = figures.summaries(grid, 0)[grid.index(2.0)]
+    assert opening.startswith("k = 2: sample 0's top probability")
+    assert opening in captions(app)
 
 
 def test_every_control_at_min_default_and_max(app):
@@ -173,11 +184,12 @@ def test_iterations_raise_the_power_and_the_toggle_hardens_the_sample(app):
     assert not app.exception
     assert metrics(app)["Temperature T = 1/kⁿ"] == "0.125"  # 1 / 2**3
     assert "with 3 iteration(s)" in captions(app)
-    assert "hard Gumbel-softmax sample:" in captions(app)
+    assert "k = 2 × 3 (T = 1/kⁿ = 0.125): sample 0's" in captions(app)
+    assert "a hard Gumbel-softmax sample" in " ".join(chart_specs(app))
     widget(app, "iterations").set_value(1)
     widget(app, "hard").set_value(False)
     app.run()
-    assert "hard Gumbel" not in captions(app)
+    assert "hard Gumbel" not in " ".join(chart_specs(app))
 
 
 def test_reset_restores_defaults(app):
@@ -259,7 +271,8 @@ def test_by_temperature_the_page_follows_the_temperature():
     sweep = explore.sweep(setting.sweep_setting, 0)
     assert f"{len(sweep.values)} temperatures from 10 down to 0.0001" in captions(at)
     assert f"From T ≈ {sweep.first_zero_grad:.3g} down the gradient" in captions(at)
-    assert "softmax(z / T) at T = 0.02:" in captions(at)  # the bar chart's summary
+    # the Play chart opens on T = 0.02, and its frames run over temperatures
+    assert f"{setting.describe()}: sample 0's top probability" in captions(at)
     # the snippet sharpens the logits by T
     snippet = next(c.value for c in at.code if "Rescaling" in c.value)
     assert "temperature = 0.02" in snippet
@@ -271,13 +284,16 @@ def test_by_temperature_the_page_follows_the_temperature():
 @pytest.mark.parametrize("by", explore.SHARPEN_BY)
 def test_the_figures_are_valid_plotly(by):
     setting = explore.Setting(sharpen_by=by, power=200.0, temperature=0.005)
-    point = explore.at_setting(setting, 0)
+    grid = explore.over_grid(setting.sweep_setting, 0)
     sweep = explore.sweep(setting.sweep_setting, 0)
-    built = [*figures.distributions(point, 2), figures.gradient(point)]
-    built += figures.sweep_figures(sweep, setting.driving)
+    built = [figures.play_figure(grid, grid.index(setting.driving), 2)]
+    built += [figures.gumbel_over_grid(grid, 2, hard) for hard in (False, True)]
+    built += figures.sweep_figures(sweep)
     for fig in built:
-        go.Figure(fig.to_plotly_json())  # validates every attribute
-    loss, _, top = figures.sweep_figures(sweep, setting.driving)
+        go.Figure(fig.to_plotly_json())  # validates every attribute, frames too
+    loss, _, top = figures.sweep_figures(sweep)
+    # no marker of the page's value: the sweeps do not change as it moves
+    assert not [s for s in loss.layout.shapes if s.type == "line"]
     if by == "temperature":
         # T falls to the right, so the distribution sharpens to the right;
         # the naive form's NaN range is the low-temperature end
@@ -340,3 +356,84 @@ def test_the_original_attempts_fail_on_the_page_and_run_once_per_seed(count_call
     at.run()
     assert not at.exception, at.exception
     assert calls == [0]
+
+
+# --- the main control is a lookup, and plays in the browser ----------------------
+
+COMPUTES = ("over_grid", "at_setting", "sweep", "facts", "check_lesson",
+            "_grid_graph", "_point_graph", "_sweep_graph")  # fmt: skip
+
+
+def test_after_a_first_pass_a_main_control_move_computes_nothing(count_calls):
+    calls = {name: count_calls(explore, name)[0] for name in COMPUTES}
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    moves = {"power": (5.0, 200.0, 1e4, 0.1, 50.0, 2.0),
+             "temperature": (0.02, 1e-4, 10.0, 0.2, 0.5)}  # fmt: skip
+    for by, values in moves.items():
+        sharpen_by(at, by)
+        for value in values:  # the first pass fills the caches
+            widget(at, by).set_value(value)
+            at.run()
+        for found in calls.values():
+            found.clear()
+        for value in values:
+            widget(at, by).set_value(value)
+            at.run()
+            assert not at.exception, at.exception
+            assert {n: list(c) for n, c in calls.items() if c} == {}, (by, value)
+            setting = explore.Setting(sharpen_by=by, **{by: value})
+            point = explore.at_setting(setting, 0)
+            shown = metrics(at)
+            assert shown["Loss (batch mean)"] == ui.format_value(point.mean_loss)
+            assert shown["‖∂L/∂logits‖"] == ui.format_value(point.grad_norm)
+            assert shown["Naive: NaN/Inf count"] == str(point.naive_nonfinite)
+            for found in calls.values():
+                found.clear()
+
+
+def test_a_main_control_move_changes_only_the_play_chart(app):
+    before = chart_specs(app)
+    widget(app, "power").set_value(200.0)
+    app.run()
+    after = chart_specs(app)
+    assert len(before) == len(after)
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert len(changed) == 1
+    assert '"frames"' in after[changed[0]]  # the Play chart
+    widget(app, "power").set_value(2.0)
+    app.run()
+    assert chart_specs(app) == before
+
+
+@pytest.mark.parametrize("by", explore.SHARPEN_BY)
+def test_the_play_figure_has_a_frame_per_grid_value_with_its_numbers(by):
+    grid = explore.over_grid(explore.SweepSetting(sharpen_by=by), 0)
+    active = grid.index(0.005 if by == "temperature" else 200.0)
+    fig = figures.play_figure(grid, active, 1)
+    assert len(fig.frames) == len(grid.values) == 16
+    assert fig.layout.sliders[0].active == active
+    data = [[t.to_plotly_json() for t in frame.data] for frame in fig.frames]
+    assert all(a != b for a, b in zip(data, data[1:], strict=False))
+    # past k ≈ 178 the bars no longer change (one-hot, naive NaN): the
+    # gradient norm's marker still moves
+    bars = [[list(t.y) for t in frame.data if t.type == "bar"] for frame in fig.frames]
+    assert bars[0] != bars[active] and bars[active // 2] != bars[active]
+    assert [list(t.y) for t in fig.data if t.type == "bar"] == bars[active]
+    texts = fig.layout.meta["play"]["summaries"]
+    for i, text in enumerate(texts):
+        assert text.startswith(f"{grid.describe(i)}: sample 1's top probability")
+        assert f"loss {ui.format_value(grid.mean_loss[i], 3)}" in text
+        assert f"‖∂L/∂logits‖ {ui.format_value(grid.grad_norm[i], 2)}" in text
+        assert f"top probability {ui.format_value(grid.top[i, 1], 3)}" in text
+    point = grid.at(grid.values[active])
+    assert point.naive_nonfinite == 32
+    assert texts[active].endswith("naive form NaN in 32 of 32 entries")
+    assert figures.summary(fig) == texts[active]
+    # the naive form's NaN entries are marked, not dropped
+    nan_marks = next(t for t in fig.frames[active].data if t.name == "naive: NaN")
+    assert list(nan_marks.text) == ["NaN"] * 8
+    plain = next(t for t in fig.frames[grid.index(grid.values[0])].data
+                 if t.name == "naive: NaN")  # fmt: skip
+    assert len(plain.x) == 0
+    assert fig.layout.yaxis.range == (0, 1.05)

@@ -15,8 +15,11 @@ sharpening and the temperature softmax, the first power where the naive form
 is NaN or the gradient exactly 0, the sizes of the example and of the
 training task) is a field here.
 
-The graphs are compiled once per (iterations, distance, sharpen_by[, hard])
-and fed tensors, so a slider move never retraces them. No autograph: lossviz
+The page's main control is a lookup: ``over_grid`` computes every point of
+the driving control's grid (``GRID``) in one graph call, and ``Grid.at``
+gives the ``Point`` of one value. The graphs are compiled once per
+(iterations, distance, sharpen_by[, hard]) and fed tensors, so a move of any
+other control never retraces them. No autograph: lossviz
 has no tensor-dependent Python control flow, and converting it took seconds.
 """
 
@@ -74,6 +77,12 @@ MAX_ITERATIONS = PARAMS["iterations"].ui_range[1]
 _LOW, _HIGH = min(_POWER.ui_options), max(_POWER.ui_options)
 SWEEP_POWERS = np.geomspace(_LOW, _HIGH, round(8 * math.log10(_HIGH / _LOW)) + 1)
 SWEEP_TEMPERATURES = 1.0 / SWEEP_POWERS
+#: The page's grid: every value the driving control offers, in the order the
+#: distribution sharpens (powers up, temperatures down).
+GRID = {
+    "power": np.array(sorted(PARAMS["power"].ui_options)),
+    "temperature": np.array(sorted(PARAMS["temperature"].ui_options, reverse=True)),
+}
 
 #: A gradient norm below this share of its value with the plain softmax
 #: (k = 1) counts as vanished, and a top probability within it of 1 as one-hot.
@@ -425,6 +434,26 @@ def _sweep_graph(path: tuple[int, str, str]):
     return fn
 
 
+def _point(setting: Setting, batch: Batch, names: tuple, out: dict) -> Point:
+    """The ``Point`` of the graph's outputs ``out`` at ``setting``."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean_loss = float(np.mean(out["loss"], dtype=np.float64))
+        gap = np.abs(out["stable"].astype(np.float64) - out["tempered"])
+    return Point(
+        setting=setting,
+        logits=batch.logits,
+        target_ids=batch.target_ids,
+        sample_names=names,
+        mean_loss=mean_loss,
+        grad_norm=grad_norm(out["grad"]),
+        power=setting.power,
+        temperature=setting.temperature,
+        naive_nonfinite=int((~np.isfinite(out["naive"])).sum()),
+        max_gap=float(np.max(gap)),
+        **out,
+    )
+
+
 def at_setting(setting: Setting, seed: int = 0) -> Point:
     """The loss, its gradient and every sharpened form at ``setting``."""
     batch, logits, target, embedding = _tensors(setting.logit_scale, seed)
@@ -438,21 +467,191 @@ def at_setting(setting: Setting, seed: int = 0) -> Point:
         tf.constant(seed, tf.int64),
     )
     out = {name: value.numpy() for name, value in out.items()}
+    names = sample_names(batch.logits, batch.target_ids)
+    return _point(setting, batch, names, out)
+
+
+# ------------------------------------------------------------- the page's grid
+
+
+def setting_at(setting: SweepSetting, value: float, hard: bool = False) -> Setting:
+    """The page's ``Setting``: ``setting`` driven at ``value`` (a power or a
+    temperature, as ``setting.sharpen_by`` says)."""
+    fields = dataclasses.asdict(setting) | {"hard": hard}
+    fields[setting.sharpen_by] = float(value)
+    return Setting(**fields)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Every ``Point`` of the driving control's grid at one setting of the
+    other controls, computed together: a move of the page's main control is
+    a lookup here.
+
+    ``values``: ``GRID[setting.sharpen_by]`` (powers up, or temperatures
+    down: the order the distribution sharpens), ``powers`` and
+    ``temperatures`` the equivalent ``k`` and ``1 / k**n`` at each. Per grid
+    point (first axis ``G``): ``loss [G, B]``, ``grad``, ``stable``,
+    ``naive``, ``tempered``, ``gumbel`` (soft) and ``hard_gumbel`` (its
+    one-hot), each ``[G, B, V]``; ``mean_loss``, ``grad_norm``,
+    ``naive_nonfinite``, ``naive_nan`` and ``max_gap`` ``[G]`` as a
+    ``Point`` has them, and ``top [G, B]``: each sample's top probability of
+    what the loss sees. ``probs`` and ``straight_through`` ``[B, V]`` do not
+    depend on the grid; ``grad_range``: the largest finite ``|grad|`` over
+    the grid (a colour scale that holds for every frame).
+    """
+
+    setting: SweepSetting
+    seed: int
+    values: np.ndarray
+    powers: np.ndarray
+    temperatures: np.ndarray
+    logits: np.ndarray
+    target_ids: np.ndarray
+    sample_names: tuple
+    probs: np.ndarray
+    straight_through: np.ndarray
+    loss: np.ndarray
+    grad: np.ndarray
+    stable: np.ndarray
+    naive: np.ndarray
+    tempered: np.ndarray
+    gumbel: np.ndarray
+    hard_gumbel: np.ndarray
+    mean_loss: np.ndarray
+    grad_norm: np.ndarray
+    naive_nonfinite: np.ndarray
+    naive_nan: np.ndarray
+    max_gap: np.ndarray
+    top: np.ndarray
+    grad_range: float
+
+    @property
+    def by(self) -> str:
+        return self.setting.sharpen_by
+
+    @property
+    def sharpened(self) -> np.ndarray:
+        """``[G, B, V]``: what the loss sees (``stable`` or ``tempered``)."""
+        return self.tempered if self.by == "temperature" else self.stable
+
+    def index(self, value: float) -> int:
+        """The grid index of ``value``.
+
+        Raises:
+          ValueError: ``value`` is not a grid value.
+        """
+        hits = np.flatnonzero(np.isclose(self.values, float(value), rtol=1e-9))
+        if hits.size != 1:
+            raise ValueError(
+                f"`value` must be one of the grid's {self.values.tolist()}, "
+                f"got {value!r}."
+            )
+        return int(hits[0])
+
+    def describe(self, i: int) -> str:
+        """``Setting.describe`` of the grid's ``i``-th value."""
+        return setting_at(self.setting, self.values[i]).describe()
+
+    def at(self, value: float, hard: bool = False) -> Point:
+        """The ``Point`` at the grid value ``value`` (``at_setting`` of that
+        setting, with the Gumbel sample ``hard`` or not)."""
+        i = self.index(value)
+        out = {
+            "loss": self.loss[i],
+            "grad": self.grad[i],
+            "probs": self.probs,
+            "stable": self.stable[i],
+            "naive": self.naive[i],
+            "tempered": self.tempered[i],
+            "straight_through": self.straight_through,
+            "gumbel": (self.hard_gumbel if hard else self.gumbel)[i],
+        }
+        batch = Batch(self.logits, None, None, self.target_ids)
+        setting = setting_at(self.setting, self.values[i], hard)
+        return _point(setting, batch, self.sample_names, out)
+
+
+@functools.lru_cache(maxsize=None)
+def _grid_graph(path: tuple[int, str, str]):
+    """``fn(logits, powers, temperatures, target, embedding, seed)``: every
+    form ``_point_graph`` gives, at every grid point, in one call."""
+    iterations = path[0]
+
+    @tf.function(autograph=False)
+    def fn(logits, powers, temperatures, target, embedding, seed):
+        def at(point):
+            power, temperature = point
+            probs, _, loss, grad = _loss_and_grad(
+                logits, power, temperature, target, embedding, path
+            )
+            return (
+                loss,
+                grad,
+                sharpen.power_sharpen(probs, power, iterations),
+                sharpen.naive_power_sharpen(probs, power, iterations),
+                sharpen.temperature_softmax(logits, temperature),
+                sharpen.gumbel_softmax(logits, temperature, seed=seed),
+            )
+
+        out = tf.map_fn(
+            at, (powers, temperatures), fn_output_signature=(tf.float32,) * 6
+        )
+        probs = sharpen.temperature_softmax(logits, 1.0)
+        straight = sharpen.straight_through_one_hot
+        return (probs, straight(probs), *out, straight(out[-1]))
+
+    return fn
+
+
+def over_grid(setting: SweepSetting, seed: int = 0) -> Grid:
+    """Every ``Point`` of the driving control's grid (``GRID``) at
+    ``setting``, in one call of a compiled graph (the values, the logit
+    scale's logits and the seed are fed as tensors)."""
+    batch, logits, target, embedding = _tensors(setting.logit_scale, seed)
+    values = GRID[setting.sharpen_by]
+    settings = [setting_at(setting, v) for v in values]
+    out = _grid_graph(_path(setting))(
+        logits,
+        tf.constant([s.power for s in settings], tf.float32),
+        tf.constant([s.temperature for s in settings], tf.float32),
+        target,
+        embedding,
+        tf.constant(seed, tf.int64),
+    )
+    probs, straight, loss, grad, stable, naive, tempered, gumbel, hard_gumbel = (
+        t.numpy() for t in out
+    )
     with np.errstate(invalid="ignore", over="ignore"):
-        mean_loss = float(np.mean(out["loss"], dtype=np.float64))
-        gap = np.abs(out["stable"].astype(np.float64) - out["tempered"])
-    return Point(
+        mean_loss = np.array([np.mean(row, dtype=np.float64) for row in loss])
+        gap = np.abs(stable.astype(np.float64) - tempered).max(axis=(1, 2))
+        magnitude = np.abs(grad[np.isfinite(grad)])
+    sharpened = tempered if setting.sharpen_by == "temperature" else stable
+    return Grid(
         setting=setting,
+        seed=int(seed),
+        values=values.copy(),
+        powers=np.array([s.power for s in settings]),
+        temperatures=np.array([s.temperature for s in settings]),
         logits=batch.logits,
         target_ids=batch.target_ids,
         sample_names=sample_names(batch.logits, batch.target_ids),
+        probs=probs,
+        straight_through=straight,
+        loss=loss,
+        grad=grad,
+        stable=stable,
+        naive=naive,
+        tempered=tempered,
+        gumbel=gumbel,
+        hard_gumbel=hard_gumbel,
         mean_loss=mean_loss,
-        grad_norm=grad_norm(out["grad"]),
-        power=setting.power,
-        temperature=setting.temperature,
-        naive_nonfinite=int((~np.isfinite(out["naive"])).sum()),
-        max_gap=float(np.max(gap)),
-        **out,
+        grad_norm=np.array([grad_norm(g) for g in grad]),
+        naive_nonfinite=(~np.isfinite(naive)).sum(axis=(1, 2)),
+        naive_nan=np.isnan(naive).sum(axis=(1, 2)),
+        max_gap=gap,
+        top=sharpened.max(-1),
+        grad_range=float(magnitude.max()) if magnitude.size else 0.0,
     )
 
 

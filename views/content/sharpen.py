@@ -100,10 +100,11 @@ CONTROLS = ui.Controls(
         ),
     ],
 )
-# One column each, as the page lays them out; "Sharpen by" comes first, so
-# the controls it greys out see its value.
+# Beside the Play chart: "Sharpen by" first, so the controls it greys out
+# see its value, then the power and the temperature it chooses between.
+LEAD = ("sharpen_by", "power", "temperature")
+# One column each, below the chart, as the page lays them out.
 COLUMNS = (
-    ("sharpen_by", "power", "temperature"),
     ("iterations", "distance", "logit_scale"),
     ("sample", "hard"),
 )
@@ -224,18 +225,17 @@ LOSS, GRAD_NORM = "Loss (batch mean)", "‖∂L/∂logits‖"
 DERIVED = {"power": "Temperature T = 1/kⁿ", "temperature": "Power k = 1/T"}
 NAIVE_BAD = "Naive: NaN/Inf count"
 
-DISTRIBUTIONS = "The distribution before and after sharpening"
-GRADIENT = "Gradient with respect to the logits"
+GUMBEL = "Straight-through and Gumbel-softmax"
+GUMBEL_CAPTION = (
+    "Straight-through is the one-hot of the argmax, whatever the power. A "
+    "Gumbel-softmax sample adds Gumbel noise to the logits before the softmax at "
+    "T, so it may pick another token than the argmax; as T falls it becomes "
+    "one-hot. The noise is the same (seeded) at every temperature."
+)
 SWEEP = {
     "power": "Across the power range",
     "temperature": "Across the temperature range",
 }
-
-GRADIENT_CAPTION = (
-    "Each row sums to 0 (a softmax is shift-invariant). As the power grows (the "
-    "temperature falls) every cell fades to 0: the one-hot output no longer moves "
-    "when the logits do."
-)
 
 
 def derived_caption(setting) -> str:
@@ -278,8 +278,9 @@ def gap_caption(gap: float) -> str:
     return (
         "Largest difference between power_sharpen(softmax(z), k) and the "
         f"temperature softmax at 1/kⁿ over the batch: {ui.format_value(gap, 3)} "
-        "(float32 rounding of log p, amplified by the power). A missing naive bar "
-        "is a NaN."
+        "(float32 rounding of log p, amplified by the power; the diamonds on the "
+        "chart). The gradient's rows each sum to 0 (a softmax is shift-invariant); "
+        "as the power grows (the temperature falls) every cell fades to 0."
     )
 
 
