@@ -381,7 +381,7 @@ def test_the_play_figure_has_a_frame_per_scale():
         np.array(fig.data[0].y)[pairs].astype(float), grid.loss[active][pairs]
     )
     # Fixed axes: the range is the figure's, no frame changes it.
-    assert fig.layout.yaxis.range == (fig.layout.yaxis.range[0], 41.0)
+    assert fig.layout.yaxis.range == (fig.layout.yaxis.range[0], 46.0)
     assert all(list(f.layout.to_plotly_json()) == ["title"] for f in fig.frames)
     summary = figures.play_summary(grid, active)
     assert summary == (
@@ -393,7 +393,8 @@ def test_the_play_figure_has_a_frame_per_scale():
     assert grid.finite_count[active] == 8 and grid.factorised_inf[active] > 0
     # The product's +Inf samples are crossed at the top of the opening frame.
     marks = fig.data[2]
-    inf = [t for t in marks.text if t == "+Inf (product)"]
+    inf = [t for t, m in zip(marks.text, marks.marker.symbol, strict=True)
+           if t == "+Inf" and m == "x"]  # fmt: skip
     assert len(inf) == grid.factorised_inf[active]
     # The samples without pairs are marked 0 (a convention) in every frame.
     zeros = [t for t in marks.text if t == "0 (no pairs)"]

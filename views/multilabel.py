@@ -70,7 +70,7 @@ with stage.metrics:
             "Samples without pairs": point.num_without_pairs,
         },
         helps=content.METRIC_HELP,
-        per_row=2,
+        per_row=1 if ui.presenting() else 2,  # a projector's digits are wide
     )
 with stage.chart:
     play = ui.keyed(figures.play_figure)(

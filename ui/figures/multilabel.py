@@ -88,7 +88,7 @@ def over_scales(result) -> ScaleFigures:
 # ------------------------------------------------------------ the Play chart
 
 _TOP = 40.0  # log10 of where +Inf is drawn, above the float32 maximum
-_AXIS_TOP = 41.0
+_AXIS_TOP = 46.0  # room above the +Inf marks for their labels
 _LOG_FLOAT32_MAX = float(np.log10(np.finfo(np.float32).max))
 # A tick every ten decades (dtick is in decades on a log axis), as powers of 10.
 _DECADES = {"dtick": 10, "exponentformat": "power", "showexponent": "all"}
@@ -136,10 +136,8 @@ def _marks(names, groups) -> dict:
     }
 
 
-def _kinds(values, suffix: str = "") -> list:
-    return [
-        ("NaN" if np.isnan(v) else "+Inf" if v > 0 else "-Inf") + suffix for v in values
-    ]
+def _kinds(values) -> list:
+    return ["NaN" if np.isnan(v) else "+Inf" if v > 0 else "-Inf" for v in values]
 
 
 def _style(name: str, color: str | None, axis: int, names, legend=True) -> dict:
@@ -169,17 +167,17 @@ def _style(name: str, color: str | None, axis: int, names, legend=True) -> dict:
 
 
 def _styles(names, bce_grad: bool) -> list:
-    marks = "factorised product (—); not finite (×, at the top); 0 (○, at the bottom)"
+    marks = "— factorised product, × not finite, ○ 0"
     styles = [
         _style("BP-MLL (log space)", charts.color(0), 1, names),
-        _style("binary cross-entropy", charts.color(2), 1, names),
+        _style("cross-entropy", charts.color(2), 1, names),
         _style(marks, None, 1, names),
         _style("BP-MLL (log space)", charts.color(0), 2, names, legend=False),
         _style(marks, None, 2, names, legend=False),
     ]
     if bce_grad:
         styles.insert(
-            4, _style("binary cross-entropy", charts.color(2), 2, names, legend=False)
+            4, _style("cross-entropy", charts.color(2), 2, names, legend=False)
         )
     return styles
 
@@ -196,9 +194,9 @@ def _frame(grid, names, i, low_loss, low_grad, bce_grad: bool) -> list:
     loss_marks = _marks(names, [
         (np.isfinite(factorised) & (factorised > 0), factorised, "", "line-ew-open",
          product, 22),
-        (~np.isfinite(factorised), 10**_TOP, _kinds(factorised, " (product)"), "x",
+        (~np.isfinite(factorised), 10**_TOP, _kinds(factorised), "x",
          bad, 11),
-        (~np.isfinite(loss), 10 ** (_TOP - 3), _kinds(loss, " (log space)"),
+        (~np.isfinite(loss), 10 ** (_TOP - 3), _kinds(loss),
          "x-open", charts.color(0), 11),
         (zero_loss & ~pairs, bottom_loss, "0 (no pairs)", "circle-open", zero, 11),
         (zero_loss & pairs, bottom_loss, "0 (underflow)", "diamond-open", zero, 11),
@@ -276,6 +274,8 @@ def play_figure(grid, active: int, bce_grad: bool = False) -> go.Figure:
         "type": "line", "xref": "paper", "x0": 0, "x1": 1,
         "y0": 10**_LOG_FLOAT32_MAX, "y1": 10**_LOG_FLOAT32_MAX,
         "line": {"dash": "dot", "width": 1, "color": charts.NONFINITE_COLOR},
+        "label": {"text": "float32 max", "textposition": "start",
+                  "font": {"size": 10, "color": charts.NONFINITE_COLOR}},
     }  # fmt: skip
     layout = {
         "barmode": "group",
@@ -288,7 +288,7 @@ def play_figure(grid, active: int, bce_grad: bool = False) -> go.Figure:
                    "domain": [0.0, 0.4], "title": {"text": "‖∂ loss/∂c‖"},
                    **_DECADES},
         "shapes": [{**float32_max, "yref": "y"}, {**float32_max, "yref": "y2"}],
-        "margin": {"t": 110, "b": 90},
+        "margin": {"t": 120, "b": 90},
     }  # fmt: skip
     return play(
         grid.values,
