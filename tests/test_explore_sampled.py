@@ -1,6 +1,9 @@
 """lossviz.explore.sampled against numpy: the example, both losses, the draws'
-bias and spread, the logit gradients, the sweep over S, the timing's caching,
+bias and spread, the logit gradients, every S at once (the page's grid and
+its sweep), the timing's caching,
 the train runs; and the explorer-only helpers moved here from the loss module."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -211,9 +214,13 @@ def sweep():
 
 def test_sweep_grid_stops_at_the_vocabulary(sweep):
     setting, grid = sweep
-    np.testing.assert_array_equal(grid.num_sampled, [1, 2, 4, 8, 16, 32, 64])
+    # The choices above C = 100 are capped at it, as the page caps them.
+    np.testing.assert_array_equal(grid.num_sampled, [1, 2, 4, 8, 16, 32, 64, 100])
     assert grid.setting == setting.sweep
     np.testing.assert_array_equal(explore.sweep_points(50_000), explore.SAMPLED_CHOICES)
+    np.testing.assert_array_equal(explore.sweep_points(4_096), explore.SAMPLED_CHOICES)
+    assert explore.sweep_points(1_000)[-2:].tolist() == [512, 1_000]
+    assert explore.sweep_points(1).tolist() == [1]
 
 
 def test_sweep_matches_numpy_at_every_point(sweep):
@@ -226,7 +233,7 @@ def test_sweep_matches_numpy_at_every_point(sweep):
     for i, num_sampled in enumerate(grid.num_sampled):
         at = explore.Setting(num_sampled=int(num_sampled), num_classes=100,
                              zipf_labels=False)  # fmt: skip
-        means = np_draw_means(arrays, at, SEED, explore.SWEEP_DRAWS)
+        means = np_draw_means(arrays, at, SEED, grid.draws)
         assert grid.bias[i] == pytest.approx(np.mean(means) - np.mean(full_loss),
                                              rel=1e-4, abs=1e-6)  # fmt: skip
         assert grid.abs_bias[i] == pytest.approx(abs(grid.bias[i]))
@@ -242,11 +249,103 @@ def test_sweep_agrees_with_the_setting_and_narrows_as_s_grows(sweep):
     point = explore.at_setting(setting, SEED)
     at = int(np.flatnonzero(grid.num_sampled == setting.num_sampled)[0])
     assert grid.mean_loss[at] == pytest.approx(point.sampled_mean, rel=1e-6)
-    # The sweep's draws are the first SWEEP_DRAWS of the histogram's.
-    first = point.draw_means[: explore.SWEEP_DRAWS]
-    assert grid.spread[at] == pytest.approx(np.std(first), rel=1e-6)
+    # The sweep's draws are the histogram's.
+    assert grid.draws == point.num_draws == explore.NUM_DRAWS
+    assert grid.spread[at] == pytest.approx(point.spread, rel=1e-6)
+    assert grid.bias[at] == pytest.approx(point.bias, rel=1e-6)
     assert grid.abs_bias[-1] < grid.abs_bias[0] / 5
     assert grid.spread[-1] < grid.spread[0]
+
+
+# --------------------------------------------------------------------------
+# Every S at once: the page's grid.
+
+
+def same_point(looked_up, computed):
+    """Two ``Point``s hold the same numbers (a tight tolerance: one graph
+    computes both, so they agree to the last bit here)."""
+    assert looked_up.setting == computed.setting
+    for field in dataclasses.fields(computed):
+        a, b = getattr(looked_up, field.name), getattr(computed, field.name)
+        if isinstance(b, np.ndarray):
+            assert a.shape == b.shape and a.dtype == b.dtype, field.name
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=field.name)
+        elif isinstance(b, float):
+            assert a == pytest.approx(b, rel=1e-6, abs=1e-7), field.name
+        else:
+            assert a == b, field.name
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        explore.SweepSetting(num_classes=100, zipf_labels=False),
+        explore.SweepSetting(num_classes=1_000, remove_accidental_hits=False),
+    ],
+    ids=["C=100,uniform", "C=1000,hits-kept"],
+)
+def test_over_grid_equals_at_setting_at_every_s(setting):
+    grid = explore.over_grid(setting, SEED)
+    points = explore.sweep_points(setting.num_classes)
+    np.testing.assert_array_equal(grid.values, points)
+    assert grid.setting == setting
+    for i, num_sampled in enumerate(grid.values.tolist()):
+        assert grid.index(num_sampled) == i
+        at = explore.Setting(**dataclasses.asdict(setting), num_sampled=num_sampled)
+        same_point(grid.at(num_sampled), explore.at_setting(at, SEED))
+    with pytest.raises(ValueError, match="`num_sampled` must be one of"):
+        grid.at(3)
+
+
+def test_over_grid_at_the_page_defaults_equals_at_setting():
+    grid = explore.over_grid(explore.SweepSetting(), 0)
+    for num_sampled in (1, 64, 4_096):
+        at = explore.Setting(num_sampled=num_sampled)
+        same_point(grid.at(num_sampled), explore.at_setting(at, 0))
+
+
+def test_over_grid_traces_once_for_every_other_setting_and_seed():
+    # Sizes, seeds and the hits flag reach one graph as tensors.
+    explore.over_grid(explore.SweepSetting(num_classes=100), SEED)
+    traced = explore._grid_graph.experimental_get_tracing_count()
+    assert traced == 1
+    for setting, seed in (
+        (explore.SweepSetting(num_classes=1_000, zipf_labels=False), SEED),
+        (explore.SweepSetting(num_classes=100, remove_accidental_hits=False), SEED),
+        (explore.SweepSetting(num_classes=100), SEED + 1),
+    ):
+        explore.over_grid(setting, seed)
+        assert explore._grid_graph.experimental_get_tracing_count() == traced
+
+
+def test_the_sweep_of_the_grid_is_its_points(sweep):
+    setting, swept = sweep
+    grid = explore.over_grid(setting.sweep, SEED)
+    for i, num_sampled in enumerate(grid.values.tolist()):
+        point = grid.at(num_sampled)
+        assert swept.bias[i] == point.bias and swept.spread[i] == point.spread
+        assert swept.mean_loss[i] == point.sampled_mean
+    assert swept.full_loss == grid.full_mean
+    np.testing.assert_array_equal(grid.draws_below, [
+        grid.at(s).draws_below for s in grid.values.tolist()])  # fmt: skip
+
+
+def test_lessons_and_intro_read_the_grid_as_they_compute():
+    grid = explore.over_grid(explore.SweepSetting(num_classes=1_000), SEED)
+    for name, num_sampled in (("biased_low", 8), ("closer", 256)):
+        at = values(num_sampled=num_sampled, num_classes=1_000)
+        assert explore.check_lesson(name, at, SEED, grid) == explore.check_lesson(
+            name, at, SEED
+        )
+    setting = explore.Setting(num_sampled=16, num_classes=1_000)
+    assert explore.intro_facts(setting, SEED, grid) == explore.intro_facts(
+        setting, SEED
+    )
+    # A grid of another setting is not read.
+    other = explore.over_grid(explore.SweepSetting(num_classes=100), SEED)
+    assert explore.intro_facts(setting, SEED, other) == explore.intro_facts(
+        setting, SEED
+    )
 
 
 # --------------------------------------------------------------------------
@@ -282,6 +381,29 @@ def test_timing_measures_both_passes(monkeypatch):
     explore.timings(SMALL, SEED, nonce + 1)
     explore.timings(explore.Setting(num_sampled=16, num_classes=100), SEED, nonce)
     assert len(timed) == 8
+
+
+def test_timings_over_grid_time_the_full_pass_once(monkeypatch):
+    timed = []
+
+    def fake_median_time(fn, repeats, warmup):
+        fn()
+        timed.append(repeats)
+        return 0.001 * len(timed)
+
+    monkeypatch.setattr(explore.analysis, "median_time", fake_median_time)
+    setting = explore.SweepSetting(num_classes=100)
+    grid = explore.timings_over_grid(setting, SEED, nonce=2_000_001)
+    points = explore.sweep_points(100)
+    assert len(timed) == 1 + len(points)
+    np.testing.assert_array_equal(grid.values, points)
+    assert grid.full_ms == pytest.approx(1.0)
+    for i, num_sampled in enumerate(points.tolist()):
+        cost = grid.at(num_sampled)
+        assert cost.full_ms == grid.full_ms
+        assert cost.sampled_ms == pytest.approx(1.0 * (i + 2))
+        assert cost.speedup == pytest.approx(cost.full_ms / cost.sampled_ms)
+        assert cost.repeats == explore.TIMING_REPEATS
 
 
 def test_timing_of_the_real_passes_is_positive():

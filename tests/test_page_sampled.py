@@ -11,6 +11,7 @@ import ui
 from lossviz.explore import sampled as explore
 from lossviz.explore.attempts import sampled as attempts
 from ui.attempts import SECTION as ATTEMPTS_SECTION
+from ui.figures import sampled as figures
 from views.content import sampled as content
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +41,10 @@ def widget(at, key):
 
 def metrics(at):
     return {m.label: m.value for m in at.metric}
+
+
+def chart_specs(at):
+    return [c.proto.spec for c in at.get("plotly_chart")]
 
 
 def estimates(at):
@@ -72,10 +77,14 @@ def test_page_runs_with_title_formula_and_metrics(app):
     assert shown["Bias"] == ui.format_value(point.bias)
     assert shown["Spread"] == ui.format_value(point.spread)
     headings = [s.value for s in app.subheader]
-    for heading in (content.DRAWS_SECTION, content.SWEEP_SECTION,
-                    content.GRADIENT_SECTION, content.COST_SECTION):  # fmt: skip
+    for heading in (content.SWEEP_SECTION, content.GRADIENT_SECTION,
+                    content.COST_SECTION):  # fmt: skip
         assert heading in headings
-    assert len(app.get("plotly_chart")) == 6
+    # The Play chart first (beside the slider), three sweeps, the full gradient.
+    specs = chart_specs(app)
+    assert len(specs) == 5
+    assert '"frames"' in specs[0] and '"play"' in specs[0]
+    assert not any('"frames"' in spec for spec in specs[1:])
     assert float(shown["Full (ms)"]) > 0 and float(shown["Sampled (ms)"]) > 0
     # No non-finite values at the defaults (the attempts warn of other things).
     assert not [w.value for w in app.warning if "not finite" in w.value]
@@ -348,3 +357,105 @@ def test_the_snippet_trains_with_lazy_adam(tmp_path):
     np.testing.assert_allclose(
         loaded.predict([x, y], batch_size=batch, verbose=0), predicted, rtol=1e-5
     )
+
+
+# --- the main control is a lookup, and plays in the browser ----------------------
+
+COMPUTES = ("over_grid", "at_setting", "count_sweep", "intro_facts", "check_lesson",
+            "timings", "timings_over_grid", "optimizer_rows", "reference",
+            "_grid_graph", "_draw_means", "_median_seconds")  # fmt: skip
+
+
+def test_the_main_control_leads_the_stage():
+    assert content.LEAD == ("num_sampled",)
+    assert not set(content.LEAD) & {n for group in content.COLUMNS for n in group}
+    controls = content.CONTROLS.resolved()
+    assert controls["num_sampled"].options == explore.SAMPLED_CHOICES
+
+
+def test_after_a_first_pass_a_main_control_move_computes_nothing(count_calls):
+    calls = {name: count_calls(explore, name)[0] for name in COMPUTES}
+    at = AppTest.from_file(PAGE, default_timeout=180).run()
+    assert not at.exception, at.exception
+    moves = (8, 1, 4096, 1024, 64)
+    for value in moves:  # the first pass fills the caches
+        widget(at, "sampled_num_sampled").set_value(value)
+        at.run()
+    for found in calls.values():
+        found.clear()
+    for value in moves:
+        widget(at, "sampled_num_sampled").set_value(value)
+        at.run()
+        assert not at.exception, at.exception
+        assert {n: list(c) for n, c in calls.items() if c} == {}, value
+        point = explore.at_setting(explore.Setting(num_sampled=value), 0)
+        shown = metrics(at)
+        assert shown["Bias"] == ui.format_value(point.bias)
+        assert shown["Spread"] == ui.format_value(point.spread)
+        assert shown["Sampled loss (batch mean)"] == ui.format_value(point.sampled_mean)
+        for found in calls.values():
+            found.clear()
+
+
+def test_a_main_control_move_changes_only_the_play_chart(app):
+    before = chart_specs(app)
+    widget(app, "sampled_num_sampled").set_value(512)
+    app.run()
+    after = chart_specs(app)
+    assert len(before) == len(after)
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert changed == [0]  # the Play chart
+    widget(app, "sampled_num_sampled").set_value(64)
+    app.run()
+    assert chart_specs(app) == before
+
+
+def test_the_play_figure_has_a_frame_per_grid_value_with_its_numbers():
+    grid = explore.over_grid(explore.SweepSetting(), 0)
+    active = grid.index(64)
+    fig = figures.play_figure(grid, active)
+    assert len(fig.frames) == len(grid.values) == len(explore.SAMPLED_CHOICES)
+    assert fig.layout.sliders[0].active == active
+    assert fig.data == fig.frames[active].data
+    bars = [next(list(t.y) for t in f.data if t.type == "bar") for f in fig.frames]
+    assert all(a != b for a, b in zip(bars, bars[1:], strict=False))
+    assert all(sum(b) == explore.NUM_DRAWS for b in bars)  # every seed in a bin
+    heat = [next(t for t in f.data if t.type == "heatmap") for f in fig.frames]
+    assert heat[0].z != heat[-1].z
+    # One colour scale in every frame, as the opening data spell it.
+    opening = next(t for t in fig.data if t.type == "heatmap")
+    assert all(h.colorscale == opening.colorscale for h in heat)
+    assert all((h.zmin, h.zmax) == (opening.zmin, opening.zmax) for h in heat)
+    # Fixed axes: the histogram tightens within one range.
+    low, high = fig.layout.xaxis.range
+    assert low <= grid.draw_means.min() and grid.draw_means.max() <= high
+    assert low <= grid.full_mean <= high and fig.layout.yaxis.range[0] == 0
+    full = [next(t.x[0] for t in f.data if t.name == "full loss") for f in fig.frames]
+    assert full == [grid.full_mean] * len(fig.frames)
+    texts = fig.layout.meta["play"]["summaries"]
+    for i, text in enumerate(texts):
+        num_sampled, point = int(grid.values[i]), grid.at(int(grid.values[i]))
+        assert text == (
+            f"S = {num_sampled:,} of 10,000: mean "
+            f"{ui.format_value(point.draws_mean, 3)}, "
+            f"{ui.format_value(abs(point.bias), 3)} below the full loss "
+            f"{ui.format_value(point.full_mean, 3)}; spread "
+            f"{ui.format_value(point.spread, 3)}"
+        )
+    assert figures.summary(fig) == texts[active]
+    # The spread shrinks from the first frame to the last.
+    assert grid.spread[-1] < grid.spread[0] / 10
+
+
+def test_the_figures_beside_the_play_chart_do_not_depend_on_s():
+    grid = explore.over_grid(explore.SweepSetting(num_classes=100), 0)
+    error, loss, grad = figures.sweeps(grid.sweep())
+    for fig in (error, loss, grad):
+        assert not fig.layout.shapes  # no marker of the current S
+    heat = figures.full_gradient(grid)
+    scale = max(abs(grid.sampled_logit_grad).max(),
+                abs(grid.reference.full_logit_grad).max())  # fmt: skip
+    assert heat.data[0].zmax == pytest.approx(scale)
+    play = figures.play_figure(grid, 0)
+    assert play.frames[0].data[-1].zmax == pytest.approx(scale)
+    assert grid.values[-1] == 100  # the choices above C, capped

@@ -1,7 +1,10 @@
 """Sampled softmax: how biased and noisy the estimate is, and what it saves.
 
-A thin view: controls, then the numbers and charts of
-``lossviz.explore.sampled``. No loss is computed here.
+A thin view: the number of sampled classes beside its metrics and the Play
+chart, then the other controls, the numbers and charts of
+``lossviz.explore.sampled``; the words are in ``views.content.sampled``.
+Every ``S`` the slider reaches is computed at once (``explore.over_grid``),
+so a move of it is a lookup, and only the Play chart changes.
 """
 
 import streamlit as st
@@ -21,73 +24,85 @@ def remeasure():
 
 
 seed = ui.seed()
-defaults = explore.Setting.capped(content.CONTROLS.defaults())
-ui.header(
+stage = ui.header(
     content.TITLE,
     explore.FORMULA,
-    content.intro(ui.cached(explore.intro_facts)(defaults, seed)),
     controls=content.CONTROLS,
     lessons=content.LESSONS,
+    stage=True,
 )
+# Filled once the stage is drawn: its numbers cost a second on a cold start.
+intro = st.container()
 values = content.CONTROLS.render(
-    columns=[("num_sampled", "num_classes"), ("remove_accidental_hits", "zipf_labels")]
+    columns=content.COLUMNS, lead=content.LEAD, into=stage.controls
 )
 ui.reset_button("sampled")
-ui.lesson_note(
-    content.CONTROLS,
-    content.LESSONS,
-    lambda lesson: ui.cached(explore.check_lesson)(lesson.check, values, seed),
-)
 s = explore.Setting.capped(values)
 if s.num_sampled < values.num_sampled:
-    st.caption(content.capped(s.num_sampled))
-point = ui.cached(explore.at_setting)(s, seed)
+    stage.controls.caption(content.capped(s.num_sampled))
 
-ui.metrics(
-    {
-        "Full loss (batch mean)": point.full_mean,
-        "Sampled loss (batch mean)": point.sampled_mean,
-        "Bias": point.bias,
-        "Spread": point.spread,
-    },
-    helps=content.metric_helps(s.num_sampled, seed, explore.NUM_DRAWS),
-)
-ui.nonfinite_note("full loss per sample", point.full_loss)
-ui.nonfinite_note("sampled loss per sample", point.sampled_loss)
+# Every S the slider reaches, once per setting of the other controls; a move
+# of S indexes it (the keys name the setting, the seed and the index).
+grid = ui.cached(explore.over_grid, spinner=content.SWEEPING)(s.sweep, seed)
+index = grid.index(s.num_sampled)
+key = (s.sweep, seed)
+point = ui.keyed(grid.at)((*key, index), s.num_sampled)
+with stage.metrics:
+    ui.metrics(
+        {
+            "Bias": point.bias,
+            "Spread": point.spread,
+            "Full loss (batch mean)": point.full_mean,
+            "Sampled loss (batch mean)": point.sampled_mean,
+        },
+        helps=content.metric_helps(s.num_sampled, seed, explore.NUM_DRAWS),
+        # A projector's large digits need the narrow column's whole width
+        # (the bias and the spread first, on the first screen).
+        per_row=1 if ui.presenting() else 2,
+    )
+    ui.nonfinite_note("full loss per sample", point.full_loss)
+    ui.nonfinite_note("sampled loss per sample", point.sampled_loss)
+with stage.chart:
+    play = ui.keyed(figures.play_figure)((*key, index), grid, index)
+    ui.plot(play, summary=figures.summary(play))
+    ui.nonfinite_note("sampled loss over seeds", point.draw_means)
+    st.caption(content.draws_caption(point))
+    note = st.container()  # the lesson's note, filled last (a check may train)
 
-st.subheader(content.DRAWS_SECTION, divider="gray")
-ui.plot(ui.cached(figures.histogram)(point))
-ui.nonfinite_note("sampled loss over seeds", point.draw_means)
-st.caption(content.draws_caption(point))
+defaults = explore.Setting.capped(content.CONTROLS.defaults())
+facts = ui.keyed(explore.intro_facts)((defaults, seed), defaults, seed, grid)
+with intro, ui.secondary(content.INTRO_LABEL):
+    st.markdown(content.intro(facts))
 
 with ui.secondary(content.SWEEP_SECTION, section=True):
-    grid = ui.cached(explore.count_sweep, spinner=content.SWEEPING)(s.sweep, seed)
-    error, loss, grad = ui.cached(figures.sweeps)(grid, s.num_sampled)
+    sweep = ui.keyed(grid.sweep)(key)
+    error, loss, grad = ui.keyed(figures.sweeps)(key, sweep)
     ui.plot(error)
     curve_left, curve_right = st.columns(2)
     with curve_left:
         ui.plot(loss)
     with curve_right:
         ui.plot(grad)
-    ui.nonfinite_note("loss over the sweep", grid.mean_loss)
-    ui.nonfinite_note("gradient norm over the sweep", grid.grad_norm)
-    st.caption(content.sweep_caption(grid))
+    ui.nonfinite_note("loss over the sweep", sweep.mean_loss)
+    ui.nonfinite_note("gradient norm over the sweep", sweep.grad_norm)
+    st.caption(content.sweep_caption(sweep))
 
 with ui.secondary(content.GRADIENT_SECTION, section=True):
-    full_grad, sampled_grad = ui.cached(figures.gradients)(point)
     grad_left, grad_right = st.columns(2)
     with grad_left:
-        ui.plot(full_grad)
+        ui.plot(ui.keyed(figures.full_gradient)(key, grid))
     with grad_right:
-        ui.plot(sampled_grad)
-    ui.nonfinite_note("sampled gradient", point.sampled_logit_grad)
-    st.caption(
-        content.gradient_caption(point, explore.SHOWN_FREQUENT, explore.SHOWN_SAMPLES)
-    )
+        ui.nonfinite_note("sampled gradient", point.sampled_logit_grad)
+        st.caption(
+            content.gradient_caption(
+                point, explore.SHOWN_FREQUENT, explore.SHOWN_SAMPLES
+            )
+        )
 
 with ui.secondary(content.COST_SECTION, section=True):
     nonce = st.session_state.get(TIMING_NONCE, 0)
-    cost = ui.cached(explore.timings, spinner=content.TIMING)(s, seed, nonce)
+    timing = ui.cached(explore.timings_over_grid, spinner=content.TIMING)
+    cost = timing(s.sweep, seed, nonce).at(s.num_sampled)
     shown, button = st.columns([3, 1])
     with shown:
         ui.metrics(
@@ -104,6 +119,15 @@ with ui.secondary(content.COST_SECTION, section=True):
         on_click=remeasure,
         icon=":material/timer:",
         help=content.remeasure_help(cost.repeats),
+    )
+
+with note:
+    ui.lesson_note(
+        content.CONTROLS,
+        content.LESSONS,
+        lambda lesson: ui.keyed(explore.check_lesson)(
+            (lesson.check, s, seed), lesson.check, values, seed, grid
+        ),
     )
 
 ui.attempts(ui.cached(attempts.run_all, spinner="Running the original attempts…")(seed))

@@ -9,11 +9,15 @@ vocabulary), on which:
   page's seed, the batch-mean sampled loss under ``NUM_DRAWS`` seeds, its
   bias (mean of the draws minus the full loss) and spread, and the first
   samples' gradients with respect to their logits, full and sampled;
-- ``count_sweep`` (keyed on ``SweepSetting``, the setting without ``S``):
-  bias, spread, loss and input-gradient norm at every ``S`` of the grid;
+- ``over_grid`` (keyed on ``SweepSetting``, the setting without ``S``):
+  ``at_setting`` at every ``S`` the page's control reaches (``sweep_points``),
+  in one call of one compiled graph, so that a move of ``S`` is a lookup
+  (``Grid.at``); ``count_sweep`` (``Grid.sweep``): bias, spread, loss and
+  input-gradient norm over that grid;
 - ``timings``: one compiled forward and backward pass of each loss. The full
   pass does not depend on ``S``, the hits or the label law: it is timed once
-  per (``C``, seed) and kept; the sampled pass is timed per setting;
+  per (``C``, seed) and kept; the sampled pass is timed per setting, or at
+  every ``S`` of the grid (``timings_over_grid``);
 - ``optimizer_rows``: how many rows of the ``[C, DIM]`` output matrix one
   sampled step changes under Keras' ``Adam`` and under ``LazyAdam``, counted
   after running each;
@@ -24,7 +28,8 @@ The full loss, which no ``S`` changes, is computed once per ``Problem`` and
 kept (``functools.lru_cache``), as are the example arrays and the compiled
 passes. Sizes, counts and seeds reach the compiled graphs as tensors
 (``tf.function(autograph=False, reduce_retracing=True)``): after the first
-move of ``S`` has relaxed their shapes, moving it traces nothing.
+move of ``S`` has relaxed their shapes, moving it traces nothing. The grid's
+graph has a fixed signature of open shapes: it is traced once, ever.
 
 The module also holds the explorer-only helpers of the loss module: many
 seeded draws of the sampled loss in one call, the per-sample logit
@@ -45,7 +50,7 @@ from lossviz import analysis, registry
 from lossviz import sampled as family
 from lossviz._common import as_float, check_choice, check_number
 from lossviz._tf import tf
-from lossviz.explore._base import Claim, RunSpec, TrainSpec, grad_norm
+from lossviz.explore._base import Claim, RunSpec, TrainSpec, grad_norm, grad_norms
 from lossviz.optimizers import LazyAdam
 from lossviz.sampled import (
     INT64_MAX,
@@ -88,7 +93,6 @@ BATCH, DIM = 32, 64
 SHOWN_SAMPLES = 8  # rows of the gradient heatmaps
 SHOWN_FREQUENT = 10  # the most frequent classes, columns of the heatmaps
 NUM_DRAWS = 100  # seeds behind the histogram, the bias and the spread
-SWEEP_DRAWS = 30  # seeds per point of the bias and spread sweep
 TIMING_REPEATS = 7
 # The grid of the sweep over S: the page's choices of S.
 SAMPLED_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -650,59 +654,251 @@ def at_setting(setting: Setting, seed: int) -> Point:
 
 
 def sweep_points(num_classes: int) -> np.ndarray:
-    """The ``S`` of the grid that fit a vocabulary of ``num_classes``."""
-    return np.array([s for s in SAMPLED_CHOICES if s <= num_classes], dtype=np.int64)
+    """The ``S`` the page's control reaches at a vocabulary of
+    ``num_classes``: its choices, each capped at ``C`` (so ``C`` itself when
+    a choice exceeds it)."""
+    points = sorted({min(s, num_classes) for s in SAMPLED_CHOICES})
+    return np.array(points, dtype=np.int64)
+
+
+def _position(values: np.ndarray, num_sampled: int) -> int:
+    found = np.flatnonzero(values == int(num_sampled))
+    if not len(found):
+        raise ValueError(
+            f"`num_sampled` must be one of {values.tolist()}, got {num_sampled!r}."
+        )
+    return int(found[0])
+
+
+# Everything reaches the graph as a tensor of a shape left open: one trace
+# serves every vocabulary, grid, seed and hits setting.
+_GRID_SIGNATURE = (
+    tf.TensorSpec([None, None], tf.float32),  # weights [C, D]
+    tf.TensorSpec([None], tf.float32),  # biases [C]
+    tf.TensorSpec([None], tf.int64),  # labels [N]
+    tf.TensorSpec([None, None], tf.float32),  # inputs [N, D]
+    tf.TensorSpec([None], tf.int64),  # the grid of S [P]
+    tf.TensorSpec([], tf.int64),  # draws per S
+    tf.TensorSpec([2], tf.int64),  # the stateless seed
+    tf.TensorSpec([], tf.bool),  # remove accidental hits
+    tf.TensorSpec([], tf.int64),  # shown samples (heatmap rows)
+    tf.TensorSpec([None], tf.int64),  # shown classes (heatmap columns)
+)
+
+
+@tf.function(input_signature=_GRID_SIGNATURE, autograph=False)
+def _grid_graph(
+    weights, biases, labels_flat, flat, grid, num_draws, seed, hits, shown, classes
+):
+    """At every ``S`` of ``grid``, in one call (a ``tf.map_fn`` over ``S``
+    inside the graph): the ``num_draws`` seeded draws of the sampled loss
+    (``sampled_softmax_loss_draws``), and at ``seed`` itself the sampled loss,
+    its input gradient, the shown samples' logit gradients at the shown
+    classes (``logit_gradients``) and the labels that are in the sample."""
+    num_classes = tf.shape(weights, out_type=tf.int64)[0]
+
+    def at(num_sampled):
+        draws = _loss_draws(
+            weights, biases, labels_flat, flat, num_sampled, num_draws, seed, hits
+        )
+        sampled, num_tries = _draw_unique(num_sampled, num_classes, seed)
+        candidates = _with_counts(
+            labels_flat, sampled, num_sampled, num_classes, num_tries
+        )
+        x = tf.identity(flat)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            losses = _sampled_loss_core(
+                weights, biases, labels_flat, x, candidates, hits
+            )
+            total = tf.reduce_sum(losses)
+        input_grad = tape.gradient(total, x)
+        # The shown samples alone, as logit_gradients computes them.
+        top_labels, top = labels_flat[:shown], flat[:shown]
+        top_candidates = (candidates[0], candidates[1][:shown], candidates[2])
+        probs = tf.nn.softmax(
+            _sampled_logits_core(weights, biases, top_labels, top, top_candidates, hits)
+        )
+        rows = tf.repeat(tf.range(tf.shape(top_labels, out_type=tf.int64)[0]),
+                         num_sampled)  # fmt: skip
+        columns = tf.tile(sampled, tf.shape(top_labels, out_type=tf.int64))
+        logit_grad = tf.tensor_scatter_nd_add(
+            tf.one_hot(top_labels, tf.cast(num_classes, tf.int32), dtype=flat.dtype)
+            * (probs[:, :1] - 1.0),
+            tf.stack([rows, columns], 1),
+            tf.reshape(probs[:, 1:], [-1]),
+        )
+        in_sample = tf.reduce_any(labels_flat[:, None] == sampled[None, :], axis=1)
+        return (
+            draws,
+            losses,
+            input_grad,
+            tf.gather(logit_grad, classes, axis=1),
+            tf.reduce_sum(tf.cast(in_sample, tf.int64)),
+        )
+
+    return tf.map_fn(
+        at,
+        grid,
+        fn_output_signature=(
+            tf.TensorSpec([None, None], flat.dtype),
+            tf.TensorSpec([None], flat.dtype),
+            tf.TensorSpec([None, None], flat.dtype),
+            tf.TensorSpec([None, None], flat.dtype),
+            tf.TensorSpec([], tf.int64),
+        ),
+    )
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """The estimate at every ``S`` of the grid (``sweep_points``)."""
+    """The estimate at every ``S`` of the grid (``sweep_points``): what the
+    page's sweep charts show, the same at every ``S``."""
 
     setting: SweepSetting
     num_sampled: np.ndarray  # [P] the grid
-    bias: np.ndarray  # [P] mean of SWEEP_DRAWS batch means - the full loss
+    bias: np.ndarray  # [P] mean of the draws' batch means - the full loss
     abs_bias: np.ndarray  # [P] |bias|
     spread: np.ndarray  # [P] standard deviation of those batch means
     mean_loss: np.ndarray  # [P] batch-mean sampled loss, the page's seed
     grad_norm: np.ndarray  # [P] ||d sum(sampled loss) / d inputs||, that seed
     full_loss: float  # the full loss (batch mean), the same at every S
     full_grad_norm: float  # ||d sum(full loss) / d inputs||
-    draws: int = SWEEP_DRAWS  # seeds behind each bias and spread
+    draws: int = NUM_DRAWS  # seeds behind each bias and spread
 
 
-def count_sweep(setting: SweepSetting, seed: int) -> Sweep:
-    """Bias, spread, loss and gradient norm at every ``S`` of the grid, on the
-    same batch; the draws of ``S`` are the first ``SWEEP_DRAWS`` of
-    ``at_setting``'s (the same folded-in seeds)."""
+@dataclass(frozen=True)
+class Grid:
+    """``at_setting`` at every ``S`` the page's control reaches
+    (``values``, see ``sweep_points``), for one setting of the other
+    controls and one seed: ``at(S)`` is the ``Point`` of that ``S``,
+    ``sweep()`` the ``Sweep`` over all of them."""
+
+    setting: SweepSetting
+    values: np.ndarray  # [P] the grid of S
+    reference: Reference  # the full loss: the same at every S
+    sampled_loss: np.ndarray  # [P, BATCH] the page's seed
+    draw_means: np.ndarray  # [P, NUM_DRAWS] batch-mean sampled loss per seed
+    grad_norm: np.ndarray  # [P] ||d sum(sampled loss) / d inputs||, that seed
+    sampled_logit_grad: np.ndarray  # [P, SHOWN_SAMPLES, len(classes)]
+    hits: np.ndarray  # [P] labels of the batch in the seed's sample
+
+    @property
+    def full_mean(self) -> float:
+        return self.reference.full_mean
+
+    @property
+    def sampled_mean(self) -> np.ndarray:
+        """[P] batch-mean sampled loss at the page's seed."""
+        return np.mean(np.asarray(self.sampled_loss, dtype=np.float64), axis=1)
+
+    @property
+    def draws_mean(self) -> np.ndarray:
+        return np.mean(self.draw_means, axis=1)
+
+    @property
+    def bias(self) -> np.ndarray:
+        return self.draws_mean - self.reference.full_mean
+
+    @property
+    def spread(self) -> np.ndarray:
+        return np.std(self.draw_means, axis=1)
+
+    @property
+    def draws_below(self) -> np.ndarray:
+        return np.sum(self.draw_means < self.reference.full_mean, axis=1)
+
+    def index(self, num_sampled: int) -> int:
+        """The position of ``num_sampled`` in the grid (ValueError if absent)."""
+        return _position(self.values, num_sampled)
+
+    def at(self, num_sampled: int) -> Point:
+        """What ``at_setting`` gives at ``S = num_sampled``, looked up."""
+        i, num_sampled = self.index(num_sampled), int(num_sampled)
+        ref, draw_means = self.reference, self.draw_means[i]
+        draws_mean = float(np.mean(draw_means))
+        return Point(
+            setting=Setting(
+                **dataclasses.asdict(self.setting), num_sampled=num_sampled
+            ),
+            labels=ref.labels,
+            full_loss=ref.full_loss,
+            sampled_loss=self.sampled_loss[i],
+            full_mean=ref.full_mean,
+            sampled_mean=_mean(self.sampled_loss[i]),
+            draw_means=draw_means,
+            draws_mean=draws_mean,
+            bias=draws_mean - ref.full_mean,
+            spread=float(np.std(draw_means)),
+            draws_below=int(np.sum(draw_means < ref.full_mean)),
+            hits=int(self.hits[i]),
+            classes=ref.classes,
+            full_logit_grad=ref.full_logit_grad,
+            sampled_logit_grad=self.sampled_logit_grad[i],
+        )
+
+    def sweep(self) -> Sweep:
+        """Bias, spread, loss and gradient norm over the grid."""
+        bias = self.bias
+        return Sweep(
+            setting=self.setting,
+            num_sampled=self.values,
+            bias=bias,
+            abs_bias=np.abs(bias),
+            spread=self.spread,
+            mean_loss=self.sampled_mean,
+            grad_norm=self.grad_norm,
+            full_loss=self.reference.full_mean,
+            full_grad_norm=self.reference.full_grad_norm,
+            draws=self.draw_means.shape[1],
+        )
+
+
+def over_grid(setting: SweepSetting, seed: int) -> Grid:
+    """``at_setting`` at every ``S`` of ``sweep_points(C)``, in one call of
+    one compiled graph (``_grid_graph``: a ``tf.map_fn`` over the grid of
+    ``S``, each ``S`` drawing its own candidates, as many as it needs, under
+    the same seeds as ``at_setting``); the full loss comes from
+    ``reference``. Nothing here traces anew for another setting or seed.
+
+    The ``S`` are one call but not one batched op: each ``S`` draws a
+    candidate set of its own size by rejection (a while loop whose length
+    depends on the draws), so the graph loops over them; the ``NUM_DRAWS``
+    seeds of one ``S`` run in a ``tf.map_fn`` as in ``at_setting``.
+    """
     seed = _check_seed(seed)
     problem = setting.problem
     ref = reference(problem, seed)
     weights, biases, labels, inputs = _tensors(problem, seed)
-    hits = setting.remove_accidental_hits
     points = sweep_points(setting.num_classes)
-    bias, spread, mean_loss, norms = (np.empty(len(points)) for _ in range(4))
-    for i, num_sampled in enumerate(points.tolist()):
-        means = _draw_means(problem, seed, num_sampled, hits, SWEEP_DRAWS)
-        bias[i] = np.mean(means) - ref.full_mean
-        spread[i] = np.std(means)
-        values, grad = analysis.value_and_grad(
-            lambda x, s=num_sampled: sampled_softmax_loss(
-                weights, biases, labels, x, s, remove_accidental_hits=hits, seed=seed
-            ),
-            inputs,
-        )
-        mean_loss[i], norms[i] = _mean(values), grad_norm(grad)
-    return Sweep(
-        setting=setting,
-        num_sampled=points,
-        bias=bias,
-        abs_bias=np.abs(bias),
-        spread=spread,
-        mean_loss=mean_loss,
-        grad_norm=norms,
-        full_loss=ref.full_mean,
-        full_grad_norm=ref.full_grad_norm,
+    draws, losses, input_grads, logit_grads, hits = _grid_graph(
+        weights,
+        biases,
+        labels,
+        inputs,
+        tf.constant(points),
+        tf.constant(NUM_DRAWS, tf.int64),
+        _stateless_seed(seed),
+        tf.constant(setting.remove_accidental_hits),
+        tf.constant(SHOWN_SAMPLES, tf.int64),
+        tf.constant(ref.classes),
     )
+    return Grid(
+        setting=setting,
+        values=points,
+        reference=ref,
+        sampled_loss=losses.numpy(),
+        draw_means=np.mean(np.asarray(draws, dtype=np.float64), axis=2),
+        grad_norm=grad_norms(input_grads, axis=(1, 2)),
+        sampled_logit_grad=logit_grads.numpy(),
+        hits=hits.numpy(),
+    )
+
+
+def count_sweep(setting: SweepSetting, seed: int) -> Sweep:
+    """Bias, spread, loss and gradient norm at every ``S`` of the grid, on the
+    same batch and with ``at_setting``'s draws (``over_grid``)."""
+    return over_grid(setting, seed).sweep()
 
 
 # ------------------------------------------------------------------- timing
@@ -759,6 +955,44 @@ def timings(setting: Setting, seed: int, nonce: int = 0) -> Timing:
         setting.remove_accidental_hits,
     )
     return Timing(full * 1e3, sampled * 1e3, full / sampled, TIMING_REPEATS)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """``timings`` at every ``S`` of the grid (``sweep_points``); ``at(S)``
+    is the ``Timing`` of one."""
+
+    setting: SweepSetting
+    values: np.ndarray  # [P] the grid of S
+    full_ms: float
+    sampled_ms: np.ndarray  # [P]
+    repeats: int
+
+    def at(self, num_sampled: int) -> Timing:
+        sampled = float(self.sampled_ms[_position(self.values, num_sampled)])
+        return Timing(self.full_ms, sampled, self.full_ms / sampled, self.repeats)
+
+
+def timings_over_grid(setting: SweepSetting, seed: int, nonce: int = 0) -> Timings:
+    """``timings`` at every ``S`` of the grid: the full pass once, the
+    sampled pass once per ``S`` (each its own median; one compiled pass
+    serves them all)."""
+    seed = _check_seed(seed)
+    points = sweep_points(setting.num_classes)
+    full = _full_seconds(setting.num_classes, seed, nonce)
+    sampled = [
+        _median_seconds(
+            setting.problem, seed, "sampled", s, setting.remove_accidental_hits
+        )
+        for s in points.tolist()
+    ]
+    return Timings(
+        setting=setting,
+        values=points,
+        full_ms=full * 1e3,
+        sampled_ms=np.array(sampled) * 1e3,
+        repeats=TIMING_REPEATS,
+    )
 
 
 # ---------------------------------------------------------- the optimizers
@@ -884,12 +1118,23 @@ class IntroFacts:
         return self.uniform_bias / self.zipf_bias
 
 
-def intro_facts(setting: Setting, seed: int) -> IntroFacts:
-    """The introduction's numbers at ``setting`` (the page's defaults)."""
-    point = at_setting(setting, seed)
+def _point(setting: Setting, seed: int, grid: Grid | None) -> Point:
+    """``at_setting``, looked up in ``grid`` when it holds ``setting`` (the
+    same numbers: ``Grid.at`` equals ``at_setting``)."""
+    if grid is not None and grid.setting == setting.sweep:
+        if setting.num_sampled in grid.values:
+            return grid.at(setting.num_sampled)
+    return at_setting(setting, seed)
+
+
+def intro_facts(setting: Setting, seed: int, grid: Grid | None = None) -> IntroFacts:
+    """The introduction's numbers at ``setting`` (the page's defaults).
+    ``grid``: the page's ``over_grid`` at ``seed``, if it has one, for the
+    numbers it holds."""
+    point = _point(setting, seed, grid)
     by_law = {
-        zipf: point if zipf == setting.zipf_labels else at_setting(
-            dataclasses.replace(setting, zipf_labels=zipf), seed
+        zipf: point if zipf == setting.zipf_labels else _point(
+            dataclasses.replace(setting, zipf_labels=zipf), seed, grid
         )
         for zipf in (True, False)
     }  # fmt: skip
@@ -921,9 +1166,13 @@ FEW_SAMPLED = 8
 LESSON_CHECKS = ("biased_low", "closer", "optimizer_rows")
 
 
-def check_lesson(name: str, values: Mapping, seed: int) -> Claim:
+def check_lesson(
+    name: str, values: Mapping, seed: int, grid: Grid | None = None
+) -> Claim:
     """The outcome the lesson ``name`` states, at the control ``values`` (by
     name, as the page holds them; ``S`` capped at ``C`` as the page does).
+    ``grid``: the page's ``over_grid`` at ``seed``, if it has one: the points
+    it holds are looked up there, not computed.
 
     - ``"biased_low"``: every one of the ``NUM_DRAWS`` seeds gives a
       batch-mean sampled loss below the full loss, and the mean of the draws
@@ -940,7 +1189,7 @@ def check_lesson(name: str, values: Mapping, seed: int) -> Claim:
     setting = Setting.capped(values)
     size = f"S = {setting.num_sampled:,}"
     if name == "biased_low":
-        point = at_setting(setting, seed)
+        point = _point(setting, seed, grid)
         low = point.bias < 0 and -point.bias > point.spread
         every = point.draws_below == point.num_draws
         return Claim(
@@ -953,8 +1202,9 @@ def check_lesson(name: str, values: Mapping, seed: int) -> Claim:
             f"{_against_spread(point.bias, point.spread)}.",
         )
     if name == "closer":
-        point = at_setting(setting, seed)
-        few = at_setting(dataclasses.replace(setting, num_sampled=FEW_SAMPLED), seed)
+        point = _point(setting, seed, grid)
+        few = dataclasses.replace(setting, num_sampled=FEW_SAMPLED)
+        few = _point(few, seed, grid)
         closer = abs(point.bias) < abs(few.bias) and point.spread < few.spread
         return Claim(
             holds=bool(closer and setting.num_sampled > FEW_SAMPLED),

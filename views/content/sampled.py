@@ -50,6 +50,11 @@ CONTROLS = ui.Controls(
     ],
 )
 
+# The main control, beside the Play chart; the others below the stage.
+LEAD = ("num_sampled",)
+COLUMNS = [("num_classes",), ("remove_accidental_hits", "zipf_labels")]
+INTRO_LABEL = "What to try"
+
 LESSONS = (
     ui.Lesson(
         "8 of 10,000: biased low",
@@ -99,10 +104,11 @@ What to try:
   `−log Q(y)`: at the defaults (S = {at.num_sampled:,} of {at.num_classes:,}),
   {facts.draws_below} of {facts.num_draws} seeds give a sampled loss below the
   full loss {facts.full_mean:.4g}, and their mean is {abs(facts.bias):.4g}
-  {below} it (spread {facts.spread:.4g}). Watch how bias and spread change with
-  `S` in the sweep; compare training curves of a sampled loss only with each
-  other, and evaluate with the full loss (the Keras layer below does so in
-  `model.evaluate`).
+  {below} it (spread {facts.spread:.4g}). Press Play on the chart to watch
+  the histogram of the seeds tighten and move toward the full loss as `S`
+  grows, and the sweep below for bias and spread; compare training curves of
+  a sampled loss only with each other, and evaluate with the full loss (the
+  Keras layer below does so in `model.evaluate`).
 - **Turn off "labels follow the Zipf law".** Uniform labels are mostly rare
   words, which the sampler seldom proposes: their `Q(y)` is tiny, and at the
   defaults the bias is {facts.uniform_ratio:.2g} times larger
@@ -110,8 +116,8 @@ What to try:
   sampler assumes a vocabulary sorted by frequency.
 - **Accidental hits**: a true word can be in the sample too ({facts.hits} of the
   {facts.batch} labels at the defaults and this seed). Without removing it, it
-  counts twice; look at the gradient heatmaps for a sample whose label is a
-  small id.
+  counts twice; look at the sampled gradient beside the histogram for a
+  sample whose label is a small id.
 - **Cost**: the sampled forward and backward pass reads at most
   `{facts.batch} + S` rows of the `[C, {facts.dim}]` matrix, the full one all
   `C`. Try 50,000 words.
@@ -133,9 +139,6 @@ def metric_helps(num_sampled: int, seed: int, num_draws: int) -> dict:
         "Spread": f"Standard deviation of the batch-mean sampled loss over "
         f"{num_draws} seeds.",
     }
-
-
-DRAWS_SECTION = "The estimate under many seeds"
 
 
 def draws_caption(point) -> str:
@@ -181,11 +184,13 @@ def gradient_caption(point, frequent: int, samples: int) -> str:
     kept = "removed" if at.remove_accidental_hits else "kept"
     return (
         f"Columns: the {frequent} most frequent classes and the labels of the "
-        f"first {samples} samples. The full gradient is softmax − one-hot over "
-        f"all {at.num_classes:,} classes; the sampled one is non-zero only on the "
-        f"label and the {at.num_sampled:,} sampled classes, and only those rows "
-        "of the output matrix receive a gradient (an IndexedSlices). At this "
-        f"seed {point.hits} of the {len(point.labels)} labels are in the sample "
+        f"first {samples} samples; rows: each of those samples and its label "
+        "(class 0 is the most frequent). The full gradient is softmax − one-hot over "
+        f"all {at.num_classes:,} classes; the sampled one, beside the histogram "
+        "above on the same colour scale, is non-zero only on the label and the "
+        f"{at.num_sampled:,} sampled classes, and only those rows of the output "
+        "matrix receive a gradient (an IndexedSlices). At this seed "
+        f"{point.hits} of the {len(point.labels)} labels are in the sample "
         f"(accidental hits, {kept} now). Kept, a label is pushed down by its "
         "sampled copy: its cell is less negative."
     )
