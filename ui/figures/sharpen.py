@@ -69,7 +69,7 @@ def _frame(grid, i: int, sample: int, floor: float) -> list[dict]:
 
     norm = float(grid.grad_norm[i])
     return [
-        bar("probs", "p = softmax(z)", grid.probs[sample], charts.color(0)),
+        bar("probs", "softmax p", grid.probs[sample], charts.color(0)),
         bar("sharpened", seen, sharpened, charts.color(1)),
         bar("naive", "naive x**k/Σx**k", naive, charts.color(2)),
         {
@@ -201,7 +201,7 @@ def play_figure(grid, active: int, sample: int) -> go.Figure:
             },
         ],
         "legend": {"orientation": "h", "x": 0, "y": 1.01, "yanchor": "bottom"},
-        "margin": {"t": 145, "b": 80},
+        "margin": {"t": 122},
     }
     title = f"Sample {grid.sample_names[sample]}: p per token, sharpened; ∂L/∂logits"
     return play(
@@ -221,17 +221,20 @@ def gumbel_over_grid(grid, sample: int, hard: bool) -> go.Figure:
     sample (hard or soft) at every temperature of the grid, a row each."""
     gumbel = grid.hard_gumbel if hard else grid.gumbel
     rows = [grid.straight_through[sample], *gumbel[:, sample]]
-    label = "T" if grid.by == "temperature" else "k"
+    by_t = grid.by == "temperature"
+    label = "T" if by_t else "k"
     kind = "hard " if hard else ""
+    where = "each temperature T" if by_t else "T = 1/kⁿ for each power k"
     return charts.heatmap(
         np.array(rows),
         x_labels=_tokens(grid),
         y_labels=["straight-through"] + [f"{label} = {v:g}" for v in grid.values],
         title=f"Sample {sample}: straight-through one-hot, and a {kind}"
-        "Gumbel-softmax sample at each temperature of the grid",
+        f"Gumbel-softmax sample at {where} of the grid",
         x_title="token",
         y_title="",
         diverging=False,
+        height=440,
     )
 
 
