@@ -468,3 +468,18 @@ def test_the_words_name_the_batch_the_page_computes():
         for key in setting.losses:
             label = content.loss_metrics(setting.masked)[key]
             assert label in content.HELPS
+
+
+def test_on_a_projector_the_play_chart_is_its_bars_alone():
+    grid = explore.over_grid(explore.Setting())
+    figure = figures.play_figure(grid, 6, "ours", compact=True)
+    go.Figure(figure.to_plotly_json())
+    assert figure.layout.height < figures.play_figure(grid, 6).layout.height
+    assert [t.type for t in figure.frames[0].data] == ["bar"] * 4
+    assert summary(figure) == figures.play_summary(grid, 6)
+    at = AppTest.from_file(PAGE, default_timeout=300)
+    at.session_state["present"] = True
+    at.run()
+    assert not at.exception
+    assert not [s for s in at.selectbox if s.key == "sequence_grad_of"]
+    assert [t["type"] for t in play_chart(at)["data"]] == ["bar"] * 4

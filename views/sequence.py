@@ -46,7 +46,12 @@ stage = ui.header(
 values = content.CONTROLS.render(
     columns=content.COLUMNS, lead=content.LEAD, into=stage.controls
 )
-grad_of = content.GRADIENT.render((), lead=("grad_of",), into=stage.controls).grad_of
+# On a projector the Play chart is its bars alone: no map to choose a loss for.
+compact = ui.presenting()
+grad_of = "ours"
+if not compact:
+    drawn = content.GRADIENT.render((), lead=("grad_of",), into=stage.controls)
+    grad_of = drawn.grad_of
 ui.reset_button("sequence")
 ui.lesson_note(
     content.CONTROLS,
@@ -85,7 +90,8 @@ with stage.metrics:
         ui.metric(label, point.real_ends_counted, delta=ends, delta_color="off",
                   delta_arrow="off", help=content.HELPS[label])  # fmt: skip
 with stage.chart:
-    play = ui.keyed(figures.play_figure)((key, seed, at, grad_of), grid, at, grad_of)
+    args = (grid, at, grad_of, compact)
+    play = ui.keyed(figures.play_figure)((key, seed, at, grad_of, compact), *args)
     ui.plot(play, summary=summary(play))
 
 st.subheader(content.MAIN_SECTION, divider="gray")

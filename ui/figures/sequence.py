@@ -162,7 +162,7 @@ def token_labels(y_true, lengths, start_id: int, end_id: int, pad_is_end: bool):
     ]
 
 
-def _frame(grid, i: int, grad_of: str, steps: list[str], rows: list[str]):
+def _frame(grid, i: int, grad_of: str | None, steps: list[str], rows: list[str]):
     traces = []
     for column, masked in enumerate((False, True)):
         key = grid.mean_key(masked)
@@ -188,6 +188,8 @@ def _frame(grid, i: int, grad_of: str, steps: list[str], rows: list[str]):
                     "yaxis": _BAR_AXES[column]["y"],
                 }
             )
+    if grad_of is None:
+        return traces
     norms = grid.step_grad_norms[grad_of][i]
     traces.append(
         {
@@ -224,18 +226,22 @@ def _zmax(grid, grad_of: str) -> float:
     return top if top > 0 else 1.0
 
 
-def play_figure(grid, active: int, grad_of: str = "ours"):
+def play_figure(grid, active: int, grad_of: str = "ours", compact: bool = False):
     """The page's main chart, one frame per padding share of ``grid``
     (opening on ``active``): top, the share of ‖∂L/∂z‖² (summed over the
     batch) at each step, real steps and padding steps apart, for the
     unmasked per-sequence mean and the masked one; below, the gradient's
     norm at each step of each sequence for the loss ``grad_of`` (one of
-    ``grid.losses``), each cell labelled with its target token."""
+    ``grid.losses``), each cell labelled with its target token. ``compact``
+    (a projector's first screen): the bars alone, lower."""
     if grad_of not in grid.losses:
         raise ValueError(f"grad_of must be one of {grid.losses}, got {grad_of!r}")
+    # Where the bars sit (bottom, top) and the map's top, as paper shares.
+    low, high, map_top = (0.0, 0.9, None) if compact else (0.56, 0.95, 0.4)
     steps = [str(t) for t in range(grid.y_true.shape[2])]
     rows = [f"seq {b}" for b in range(grid.y_true.shape[1])]
-    frames = [_frame(grid, i, grad_of, steps, rows) for i in range(len(grid.values))]
+    shown = None if compact else grad_of
+    frames = [_frame(grid, i, shown, steps, rows) for i in range(len(grid.values))]
     means = [key for key in (grid.mean_key(False), grid.mean_key(True)) if key]
     top = max(float(np.max(np.sum(grid.step_shares[key], axis=1))) for key in means)
     pad_id = grid.setting.pad_id
@@ -252,29 +258,33 @@ def play_figure(grid, active: int, grad_of: str = "ours"):
         "tickformat": ".0%",
         "fixedrange": True,
     }
-    step_axis = {"type": "category", "title": {"text": "step"}, "fixedrange": True}
+    step_axis = {"type": "category", "fixedrange": True}
+    places = zip(titles, (0, 0.53, 0), (high, high, map_top), strict=True)
     layout = {
         "barmode": "stack",
         "xaxis": {**step_axis, "domain": [0, 0.47], "anchor": "y"},
-        "yaxis": {**share_axis, "domain": [0.58, 1.0], "anchor": "x",
+        "yaxis": {**share_axis, "domain": [low, high], "anchor": "x",
                   "title": {"text": "share of ‖∂L/∂z‖²"}},
         "xaxis2": {**step_axis, "domain": [0.53, 1.0], "anchor": "y2"},
-        "yaxis2": {**share_axis, "domain": [0.58, 1.0], "anchor": "x2",
+        "yaxis2": {**share_axis, "domain": [low, high], "anchor": "x2",
                    "matches": "y", "showticklabels": False},
-        "xaxis3": {"type": "category", "domain": [0, 1.0], "anchor": "y3",
-                   "fixedrange": True, "showticklabels": False},
-        "yaxis3": {"type": "category", "domain": [0, 0.4], "anchor": "x3",
-                   "autorange": "reversed", "fixedrange": True},
         "annotations": [
             {"text": text, "xref": "paper", "yref": "paper", "x": x, "y": y,
              "xanchor": "left", "yanchor": "bottom", "showarrow": False,
              "font": {"size": 13}}
-            for text, x, y in zip(titles, (0, 0.53, 0), (1.0, 1.0, 0.4), strict=True)
+            for text, x, y in places
+            if y is not None
         ],
-        "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.08,
-                   "yanchor": "bottom"},
-        "margin": {"t": 95},
+        # Inside the masked plot's top right, over its last steps (padding).
+        "legend": {"orientation": "v", "x": 1, "xanchor": "right", "y": 1,
+                   "yanchor": "top", "bgcolor": "rgba(0,0,0,0)"},
+        "margin": {"t": 80},
     }  # fmt: skip
+    if not compact:
+        layout["xaxis3"] = {"type": "category", "domain": [0, 1.0], "anchor": "y3",
+                            "fixedrange": True, "showticklabels": False}  # fmt: skip
+        layout["yaxis3"] = {"type": "category", "domain": [0, map_top], "anchor": "x3",
+                            "autorange": "reversed", "fixedrange": True}  # fmt: skip
     return play(
         grid.values,
         frames,
@@ -284,7 +294,7 @@ def play_figure(grid, active: int, grad_of: str = "ours"):
         summaries=[play_summary(grid, i) for i in range(len(grid.values))],
         layout=layout,
         fmt="{:.0%}".format,
-        height=600,
+        height=370 if compact else 540,
     )
 
 
