@@ -74,17 +74,19 @@ with stage.controls:
 
 labels = content.loss_metrics(point.masked)
 other = next(k for k in labels if k not in ("ours", "token", "trap"))
-with stage.metrics:
-    first, second = st.columns(2)
-    with first:
+with stage.metrics:  # two abreast; one a row on a projector (its digits are wide)
+    if compact:
+        cells = [st.container() for _ in range(4)]
+    else:
+        cells = [cell for _ in range(2) for cell in st.columns(2)]
+    with cells[0]:
         loss_metric(point, "ours", labels["ours"])
-    with second:
+    with cells[1]:
         loss_metric(point, other, labels[other])
-    first, second = st.columns(2)
-    with first:
+    with cells[2]:
         label = "Padding's share of the gradient"
         ui.metric(label, point.padding_grad_share["ours"], help=content.HELPS[label])
-    with second:
+    with cells[3]:
         label = "Real ends the loss counts"
         ends = f"of {point.end_tokens}"
         ui.metric(label, point.real_ends_counted, delta=ends, delta_color="off",
