@@ -386,7 +386,9 @@ class Controls:
         start_page(self)
         lead = tuple(lead)
         names = tuple(n for n in self.names if n not in lead)
-        if isinstance(columns, int):
+        if not names:
+            groups = []
+        elif isinstance(columns, int):
             per = math.ceil(len(names) / max(columns, 1))
             groups = [names[i : i + per] for i in range(0, len(names), per)]
         else:

@@ -102,9 +102,12 @@ def metric(label: str, value, help: str | None = None, delta=None, **kwargs) -> 
 
 def metrics(items: dict, helps: dict | None = None, per_row: int | None = None) -> None:
     """Metrics in a row, one column each (label -> value), or in rows of
-    ``per_row`` (a stage's narrow column: 2)."""
+    ``per_row`` (a stage's narrow column: 2; presenting, 1, since a
+    projector's digits do not fit two abreast there)."""
     helps = helps or {}
     entries = list(items.items())
+    if per_row and classroom.presenting():
+        per_row = 1
     per_row = per_row or len(entries)
     for start in range(0, len(entries), per_row):
         row = entries[start : start + per_row]

@@ -24,18 +24,20 @@ STATE = f"""() => {{
     }};
 }}"""
 
-# Where to click on the slider's rail to land on step i (its tick label's x).
+# Where to click on the slider's rail to land on step i: the centre of its
+# tick (Plotly draws one tick per step, and labels only some when crowded).
 STEP_POINT = f"""(i) => {{
     const gd = ({FIND})();
     const rail = gd.querySelector('.slider-rail-rect').getBoundingClientRect();
-    const labels = [...gd.querySelectorAll('.slider-label-group .slider-label')];
-    const x = labels.length > i
-        ? labels[i].getBoundingClientRect().left
-            + labels[i].getBoundingClientRect().width / 2
-        : rail.left
-            + rail.width * i / Math.max(gd.layout.sliders[0].steps.length - 1, 1);
-    return [x, rail.top + rail.height / 2];
+    const ticks = [...gd.querySelectorAll('.slider-tick-rect')];
+    const steps = gd.layout.sliders[0].steps.length;
+    if (ticks.length !== steps) {{
+        throw new Error(`${{ticks.length}} ticks for ${{steps}} steps`);
+    }}
+    const tick = ticks[i].getBoundingClientRect();
+    return [tick.left + tick.width / 2, rail.top + rail.height / 2];
 }}"""
+
 
 # Arms the Play chart: on its next frame, ``window.__played`` becomes the ms
 # from Plotly's "plotly_animating" (the click handled, the frame begun) to
