@@ -56,9 +56,9 @@ with stage.metrics:
             "Sampled loss (batch mean)": point.sampled_mean,
         },
         helps=content.metric_helps(s.num_sampled, seed, explore.NUM_DRAWS),
-        # A projector's large digits need the narrow column's whole width
-        # (the bias and the spread first, on the first screen).
-        per_row=1 if ui.presenting() else 2,
+        # Presenting, one per row: the bias and the spread first, on the
+        # first screen.
+        per_row=2,
     )
     ui.nonfinite_note("full loss per sample", point.full_loss)
     ui.nonfinite_note("sampled loss per sample", point.sampled_loss)

@@ -80,7 +80,7 @@ def _heatmap_trace(z, x_labels, y_labels, scale: float) -> dict:
         "text": text, "hovertemplate": "%{y}, %{x}: %{text}<extra></extra>",
         "colorscale": GRADIENT_SCALE, "zmid": 0.0, "zmin": -scale,
         "zmax": scale, "xaxis": "x2", "yaxis": "y2", "showlegend": False,
-        "colorbar": {"x": 1.0, "xanchor": "left", "thickness": 12, "len": 0.85},
+        "colorbar": {"x": 0.92, "xanchor": "left", "thickness": 12, "len": 0.85},
     }  # fmt: skip
 
 
@@ -132,19 +132,19 @@ def play_figure(grid, active: int):
         "yaxis": {"range": [0, top], "title": {"text": "seeds"}},
         # The class labels name the columns, with no axis title; the heatmap
         # stands higher than the histogram, so that its slanted labels stay
-        # clear of the Play slider's value.
-        "xaxis2": {"domain": [0.68, 0.93], "type": "category", "anchor": "y2"},
+        # clear of the Play slider's value. Its colour bar stays inside the
+        # figure (beyond x = 1 it widens the margin and moves the slider).
+        "xaxis2": {"domain": [0.66, 0.9], "type": "category", "anchor": "y2"},
         "yaxis2": {"domain": [0.16, 1], "type": "category", "anchor": "x2",
                    "autorange": "reversed", "title": {"text": "sample: label"}},
         "annotations": [{
-            "text": SAMPLED_GRADIENT_TITLE, "x": 0.805, "xref": "paper",
+            "text": SAMPLED_GRADIENT_TITLE, "x": 0.78, "xref": "paper",
             "y": 1.0, "yref": "paper", "yanchor": "bottom", "showarrow": False,
         }],
         # Inside the histogram's top left, clear of the titles and the heatmap.
         "legend": {"orientation": "v", "x": 0.01, "xanchor": "left", "y": 0.99,
                    "yanchor": "top", "bgcolor": "rgba(255,255,255,0.7)"},
         "bargap": 0,
-        "margin": {"r": 40},
     }  # fmt: skip
     return play(
         grid.values,
