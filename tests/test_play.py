@@ -144,3 +144,31 @@ def test_keyed_caches_under_the_key_and_the_function():
     assert at.session_state["out"] == [5, 5, 6, 8]
     # the same key twice is one call; another function under it is another
     assert at.session_state["calls"] == [("add", 2, 3), ("mul", 2, 3), ("add", 5, 3)]
+
+
+class Loud:
+    """An argument that fails the test if Streamlit hashes it."""
+
+    def __reduce__(self):
+        raise AssertionError("a keyed argument was hashed")
+
+    def __getstate__(self):
+        raise AssertionError("a keyed argument was hashed")
+
+
+NOT_HASHED = """
+import streamlit as st
+import ui
+from tests.test_play import Loud
+
+def size(x, y):
+    return 1 if isinstance(x, Loud) and isinstance(y, Loud) else 0
+
+st.session_state["out"] = ui.keyed(size)(("k",), Loud(), Loud())
+"""
+
+
+def test_keyed_never_hashes_its_arguments():
+    at = AppTest.from_string(NOT_HASHED).run()
+    assert not at.exception, at.exception
+    assert at.session_state["out"] == 1

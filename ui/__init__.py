@@ -68,11 +68,13 @@ def keyed(function, *, max_entries: int = 1024, spinner: str | bool = False):
 def _keyed(max_entries, spinner):
     # One cache for every function (Streamlit keys a cache by its function's
     # source): the function's name is part of each key.
+    # Streamlit skips hashing a parameter whose name starts with "_"; the
+    # arguments travel as one such parameter (a "*_args" would be hashed).
     @st.cache_resource(show_spinner=spinner, max_entries=max_entries)
-    def lookup(name, key, _function, *_args):
+    def lookup(name, key, _function, _args):
         return _function(*_args)
 
-    return lambda name, function, key, *args: lookup(name, key, function, *args)
+    return lambda name, function, key, *args: lookup(name, key, function, args)
 
 
 @functools.lru_cache(maxsize=None)
