@@ -15,6 +15,7 @@ from lossviz.explore import multilabel as explore
 from lossviz.explore.attempts import multilabel as attempts
 from ui.attempts import SECTION
 from ui.figures import multilabel as figures
+from ui.figures.play import full
 from ui.layout import format_value
 from views.content import multilabel as content
 
@@ -366,7 +367,7 @@ def test_a_move_of_the_scale_is_a_lookup(count_calls):
 def test_the_play_figure_has_a_frame_per_scale():
     grid = explore.over_grid(explore.SweepSetting(0.4, 256), seed=0)
     active = grid.index(46.5)
-    fig = figures.play_figure(grid, active)
+    fig = full(figures.play_figure(grid, active))
     go.Figure(fig.to_dict())  # validates every attribute
     assert len(fig.frames) == len(grid.values) == 120
     assert fig.layout.sliders[0].active == active

@@ -12,6 +12,7 @@ from lossviz.explore import sampled as explore
 from lossviz.explore.attempts import sampled as attempts
 from ui.attempts import SECTION as ATTEMPTS_SECTION
 from ui.figures import sampled as figures
+from ui.figures.play import full
 from views.content import sampled as content
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -413,7 +414,7 @@ def test_a_main_control_move_changes_only_the_play_chart(app):
 def test_the_play_figure_has_a_frame_per_grid_value_with_its_numbers():
     grid = explore.over_grid(explore.SweepSetting(), 0)
     active = grid.index(64)
-    fig = figures.play_figure(grid, active)
+    fig = full(figures.play_figure(grid, active))
     assert len(fig.frames) == len(grid.values) == len(explore.SAMPLED_CHOICES)
     assert fig.layout.sliders[0].active == active
     assert fig.data == fig.frames[active].data
@@ -430,8 +431,9 @@ def test_the_play_figure_has_a_frame_per_grid_value_with_its_numbers():
     low, high = fig.layout.xaxis.range
     assert low <= grid.draw_means.min() and grid.draw_means.max() <= high
     assert low <= grid.full_mean <= high and fig.layout.yaxis.range[0] == 0
-    full = [next(t.x[0] for t in f.data if t.name == "full loss") for f in fig.frames]
-    assert full == [grid.full_mean] * len(fig.frames)
+    full_at = [next(t.x[0] for t in f.data if t.name == "full loss") for f in
+               fig.frames]  # fmt: skip
+    assert full_at == [grid.full_mean] * len(fig.frames)
     texts = fig.layout.meta["play"]["summaries"]
     for i, text in enumerate(texts):
         num_sampled, point = int(grid.values[i]), grid.at(int(grid.values[i]))
@@ -456,6 +458,6 @@ def test_the_figures_beside_the_play_chart_do_not_depend_on_s():
     scale = max(abs(grid.sampled_logit_grad).max(),
                 abs(grid.reference.full_logit_grad).max())  # fmt: skip
     assert heat.data[0].zmax == pytest.approx(scale)
-    play = figures.play_figure(grid, 0)
+    play = full(figures.play_figure(grid, 0))
     assert play.frames[0].data[-1].zmax == pytest.approx(scale)
     assert grid.values[-1] == 100  # the choices above C, capped

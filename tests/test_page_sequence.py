@@ -16,7 +16,7 @@ from lossviz.explore import sequence as explore
 from lossviz.explore.attempts import sequence as attempts
 from ui import format_value
 from ui.figures import sequence as figures
-from ui.figures.play import summary
+from ui.figures.play import full, summary
 from ui.figures.sequence import LOSS_LABELS
 from views.content import sequence as content
 
@@ -301,7 +301,7 @@ def summary_of(at) -> str:
 )
 def test_the_play_chart_has_a_frame_per_share_stating_its_numbers(setting, grad_of):
     grid = explore.over_grid(setting.for_sweep(explore.PADDING))
-    figure = figures.play_figure(grid, 6, grad_of)
+    figure = full(figures.play_figure(grid, 6, grad_of))
     go.Figure(figure.to_plotly_json())  # plotly's own validation
     frames = figure.frames
     assert len(frames) == len(grid.values) == 21
@@ -472,7 +472,7 @@ def test_the_words_name_the_batch_the_page_computes():
 
 def test_on_a_projector_the_play_chart_is_its_bars_alone():
     grid = explore.over_grid(explore.Setting())
-    figure = figures.play_figure(grid, 6, "ours", compact=True)
+    figure = full(figures.play_figure(grid, 6, "ours", compact=True))
     go.Figure(figure.to_plotly_json())
     assert figure.layout.height < figures.play_figure(grid, 6).layout.height
     assert [t.type for t in figure.frames[0].data] == ["bar"] * 4

@@ -17,6 +17,7 @@ from lossviz.explore import sharpen as explore
 from lossviz.explore.attempts import sharpen as attempts
 from ui.attempts import SECTION as ATTEMPTS_SECTION
 from ui.figures import sharpen as figures
+from ui.figures.play import full
 from views.content import sharpen as content
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -410,7 +411,7 @@ def test_a_main_control_move_changes_only_the_play_chart(app):
 def test_the_play_figure_has_a_frame_per_grid_value_with_its_numbers(by):
     grid = explore.over_grid(explore.SweepSetting(sharpen_by=by), 0)
     active = grid.index(0.005 if by == "temperature" else 200.0)
-    fig = figures.play_figure(grid, active, 1)
+    fig = full(figures.play_figure(grid, active, 1))
     assert len(fig.frames) == len(grid.values) == 16
     assert fig.layout.sliders[0].active == active
     data = [[t.to_plotly_json() for t in frame.data] for frame in fig.frames]

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from lossviz.explore import triplet as explore
 from lossviz.explore.attempts import triplet as attempts
 from ui.figures import triplet as figures
+from ui.figures.play import full
 from ui.layout import format_value
 from views.content import triplet as content
 
@@ -154,7 +155,7 @@ def test_a_margin_move_is_a_lookup_and_redraws_only_the_play_chart(count_calls):
 
 def test_play_figure_has_a_frame_per_margin_and_states_each_frame_s_numbers():
     grid = explore.over_grid(explore.Batch(0.25), 0)
-    fig = figures.play_figure(grid, 3)
+    fig = full(figures.play_figure(grid, 3))
     fig.to_dict()  # valid for Plotly
     frames = fig.frames
     assert len(frames) == len(grid.values) == len(explore.MARGINS)

@@ -2,12 +2,13 @@
 lead controls, a keyed cache and a chart sent from its cached JSON."""
 
 import importlib
+import json
 
 import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui.figures.play import frame_ms, nearest, play, summary
+from ui.figures.play import frame_ms, frames, full, nearest, play, spec, summary
 
 # the module (ui.figures re-exports its function ``play`` under that name)
 play_module = importlib.import_module("ui.figures.play")
@@ -31,7 +32,7 @@ def _figure(active=2):
 
 
 def test_a_play_chart_opens_on_its_active_frame_and_holds_one_frame_per_value():
-    fig = _figure(active=2)
+    fig = full(_figure(active=2))
     go.Figure(fig.to_dict())  # plotly validates it
     assert [f.name for f in fig.frames] == ["f0", "f1", "f2", "f3"]
     assert list(fig.data[0].y) == [2.0, 4.0]  # frame 2's data
@@ -46,6 +47,38 @@ def test_a_play_chart_opens_on_its_active_frame_and_holds_one_frame_per_value():
     assert "k = 0.5: top 1" in fig.frames[0].layout.title.text
     assert summary(fig) == "k = 2: top 4"
     assert "k = 2: top 4" in fig.layout.title.text
+
+
+def test_frames_are_serialised_once_and_shared_by_every_opening_frame():
+    grid = frames(VALUES, _frames(), title="t", summaries=[str(v) for v in VALUES])
+    styles = [{"marker": {"color": "red"}, "name": "p", "y": [0, 0]}]
+    one, other = (play(grid, active=i, label="k", styles=styles) for i in (0, 3))
+    assert not one.frames  # kept serialised, beside the figure
+    assert grid.json in spec(one) and grid.json in spec(other)
+    # the opening data: the frame's own values, in the shared style
+    assert list(other.data[0].y) == [5.0, 10.0]
+    assert other.data[0].marker.color == "red" and other.data[0].name == "p"
+    assert [len(f.data) for f in full(one).frames] == [1] * 4
+    assert full(one).frames[3].data[0].y == full(other).data[0].y
+
+
+PLOTTED = """
+import streamlit as st
+import ui
+from ui.figures.play import play
+fig = play([1.0, 2.0], [[{"type": "bar", "y": [1, 2]}], [{"type": "bar", "y": [2, 1]}]],
+           active=1, label="k", title="t", summaries=["one", "two"])
+ui.plot(fig, summary="two")
+"""
+
+
+def test_ui_plot_sends_a_play_chart_with_its_frames():
+    at = AppTest.from_string(PLOTTED).run()
+    assert not at.exception
+    (chart,) = at.get("plotly_chart")
+    sent = go.Figure(json.loads(chart.proto.spec))
+    assert [f.name for f in sent.frames] == ["f0", "f1"]
+    assert list(sent.data[0].y) == [2, 1]
 
 
 @pytest.mark.parametrize(
@@ -172,3 +205,25 @@ def test_keyed_never_hashes_its_arguments():
     at = AppTest.from_string(NOT_HASHED).run()
     assert not at.exception, at.exception
     assert at.session_state["out"] == 1
+
+
+def test_per_grid_builds_once_per_grid_object_and_arguments():
+    calls = []
+
+    @play_module.per_grid
+    def build(grid, flag):
+        calls.append((grid.name, flag))
+        return object()
+
+    class Grid:
+        def __init__(self, name):
+            self.name = name
+
+    a, b = Grid("a"), Grid("b")
+    assert build(a, True) is build(a, True)
+    assert build(a, False) is not build(a, True)
+    build(b, True)
+    assert calls == [("a", True), ("a", False), ("b", True)]
+    del a  # a grid that dies takes its entries with it
+    assert build(Grid("c"), True) is not None
+    assert calls[-1] == ("c", True)

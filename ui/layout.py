@@ -10,12 +10,12 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-import plotly.io
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from ui import classroom, streamlit_internals
 from ui import controls as control_state
+from ui.figures.play import spec as play_spec
 from ui.summary import summarize
 
 _NONFINITE_HELP = (
@@ -175,7 +175,7 @@ def _prepared(fig, summary: str | None) -> tuple[str, str | None]:
         return entry[1], entry[2]
     # Summarise first: serialising the figure turns its arrays into base64.
     text = summary if summary is not None else summarize(fig)
-    spec = plotly.io.to_json(fig, validate=False)
+    spec = play_spec(fig)  # a Play chart's frames are kept serialised
     with _PREPARED_LOCK:
         _PREPARED[key] = (
             weakref.ref(fig, lambda _, key=key: _PREPARED.pop(key, None)),

@@ -16,7 +16,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ui.figures import charts, sweep
-from ui.figures.play import play
+from ui.figures.play import frames as play_frames
+from ui.figures.play import per_grid, play
 from ui.layout import format_value
 
 
@@ -254,20 +255,23 @@ def play_figure(grid, active: int, bce_grad: bool = False) -> go.Figure:
     frame's traces into the drawn ones, and plotly.py builds an object for
     every attribute of every frame (a styled frame costs several times a
     bare one to build and to send); the marks of a row are one trace."""
+    grid_frames, styles, layout = _play_parts(grid, bce_grad)
+    return play(
+        grid_frames, active=active, label="logit scale", styles=styles,
+        layout=layout, height=560,
+    )  # fmt: skip
+
+
+@per_grid
+def _play_parts(grid, bce_grad: bool):
+    """``play_figure``'s frames, styles and layout: the same whichever scale
+    it opens on."""
     names = [f"s{j}" for j in range(grid.loss.shape[1])]
     low_loss = _bottom(grid.loss, grid.bce, grid.factorised)
     low_grad = _bottom(grid.grad_norm, *([grid.bce_grad_norm] if bce_grad else []))
-    frames = [
+    traces = [
         _frame(grid, names, i, low_loss, low_grad, bce_grad)
         for i in range(len(grid.values))
-    ]
-    frames[active] = [
-        {
-            **data,
-            **style,
-            "marker": {**style.get("marker", {}), **data.get("marker", {})},
-        }
-        for data, style in zip(frames[active], _styles(names, bce_grad), strict=True)
     ]
     summaries = [play_summary(grid, i) for i in range(len(grid.values))]
     float32_max = {
@@ -290,16 +294,13 @@ def play_figure(grid, active: int, bce_grad: bool = False) -> go.Figure:
         "shapes": [{**float32_max, "yref": "y"}, {**float32_max, "yref": "y2"}],
         "margin": {"t": 120, "b": 90},
     }  # fmt: skip
-    return play(
+    grid_frames = play_frames(
         grid.values,
-        frames,
-        active=active,
-        label="logit scale",
+        traces,
         title="Loss per sample (top) and its gradient norm (bottom)",
         summaries=summaries,
-        layout=layout,
-        height=560,
     )
+    return grid_frames, _styles(names, bce_grad), layout
 
 
 def forms_table(point) -> dict:

@@ -12,7 +12,8 @@ import numpy as np
 from plotly.colors import get_colorscale
 
 from ui.figures import charts, sweep
-from ui.figures.play import play, summary
+from ui.figures.play import frames as play_frames
+from ui.figures.play import per_grid, play, summary
 from ui.layout import format_value
 
 __all__ = ["full_gradient", "play_figure", "summary", "sweeps"]
@@ -85,6 +86,17 @@ def _heatmap_trace(z, x_labels, y_labels, scale: float) -> dict:
 
 
 def play_figure(grid, active: int):
+    """The Play chart over the grid of ``S``, opening on ``active``: see
+    ``_play_parts``, whose frames every opening shares."""
+    grid_frames, layout = _play_parts(grid)
+    return play(
+        grid_frames, active=active, label="S", layout=layout,
+        fmt=lambda v: f"{v:,.0f}",
+    )  # fmt: skip
+
+
+@per_grid
+def _play_parts(grid):
     """The Play chart over the grid of ``S``: per frame, the histogram of
     the batch-mean sampled loss under the grid's seeds (fixed bins and axes
     over every frame, so it visibly tightens), a line at the full loss and
@@ -107,10 +119,10 @@ def play_figure(grid, active: int):
             "hovertemplate": f"{name}: %{{x:.4g}}<extra></extra>",
         }  # fmt: skip
 
-    frames = []
+    traces = []
     for i, count in enumerate(counts):
         heat = _heatmap_trace(grid.sampled_logit_grad[i], classes, names, scale)
-        frames.append(
+        traces.append(
             [
                 {
                     "type": "bar",
@@ -146,16 +158,13 @@ def play_figure(grid, active: int):
                    "yanchor": "top", "bgcolor": "rgba(255,255,255,0.7)"},
         "bargap": 0,
     }  # fmt: skip
-    return play(
+    grid_frames = play_frames(
         grid.values,
-        frames,
-        active=active,
-        label="S",
+        traces,
         title=PLAY_TITLE.format(draws=draws),
         summaries=[frame_summary(grid, i) for i in range(len(grid.values))],
-        layout=layout,
-        fmt=lambda v: f"{v:,.0f}",
     )
+    return grid_frames, layout
 
 
 def full_gradient(grid):

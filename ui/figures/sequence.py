@@ -8,6 +8,8 @@ import math
 import numpy as np
 
 from ui.figures import charts, play, sweep
+from ui.figures.play import frames as play_frames
+from ui.figures.play import per_grid
 
 # The losses of the page, as its charts and its "Gradient of" control name
 # them (keys of ``lossviz.explore.sequence.LOSSES``): the three means follow
@@ -227,6 +229,17 @@ def _zmax(grid, grad_of: str) -> float:
 
 
 def play_figure(grid, active: int, grad_of: str = "ours", compact: bool = False):
+    """The page's main chart, opening on ``active``: see ``_play_parts``,
+    whose frames every opening shares."""
+    grid_frames, layout = _play_parts(grid, grad_of, compact)
+    return play(
+        grid_frames, active=active, label=PADDING_LABEL, layout=layout,
+        fmt="{:.0%}".format, height=370 if compact else 540,
+    )  # fmt: skip
+
+
+@per_grid
+def _play_parts(grid, grad_of: str, compact: bool):
     """The page's main chart, one frame per padding share of ``grid``
     (opening on ``active``): top, the share of ‖∂L/∂z‖² (summed over the
     batch) at each step, real steps and padding steps apart, for the
@@ -241,7 +254,7 @@ def play_figure(grid, active: int, grad_of: str = "ours", compact: bool = False)
     steps = [str(t) for t in range(grid.y_true.shape[2])]
     rows = [f"seq {b}" for b in range(grid.y_true.shape[1])]
     shown = None if compact else grad_of
-    frames = [_frame(grid, i, shown, steps, rows) for i in range(len(grid.values))]
+    traces = [_frame(grid, i, shown, steps, rows) for i in range(len(grid.values))]
     means = [key for key in (grid.mean_key(False), grid.mean_key(True)) if key]
     top = max(float(np.max(np.sum(grid.step_shares[key], axis=1))) for key in means)
     pad_id = grid.setting.pad_id
@@ -285,17 +298,13 @@ def play_figure(grid, active: int, grad_of: str = "ours", compact: bool = False)
                             "fixedrange": True, "showticklabels": False}  # fmt: skip
         layout["yaxis3"] = {"type": "category", "domain": [0, map_top], "anchor": "x3",
                             "autorange": "reversed", "fixedrange": True}  # fmt: skip
-    return play(
+    grid_frames = play_frames(
         grid.values,
-        frames,
-        active=active,
-        label=PADDING_LABEL,
+        traces,
         title="Where the gradient goes as the padding grows",
         summaries=[play_summary(grid, i) for i in range(len(grid.values))],
-        layout=layout,
-        fmt="{:.0%}".format,
-        height=370 if compact else 540,
     )
+    return grid_frames, layout
 
 
 def padding_share_chart(grid):

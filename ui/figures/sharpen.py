@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ui.figures import charts, sweep
-from ui.figures.play import play, summary
+from ui.figures.play import frames, per_grid, play, summary
 from ui.layout import format_value
 
 _WIDTH = 0.26  # of a bar; three side by side per token
@@ -217,17 +217,24 @@ def play_figure(grid, active: int, sample: int) -> go.Figure:
         "legend": {"orientation": "h", "x": 0, "y": 1.01, "yanchor": "bottom"},
         "margin": {"t": 122},
     }
-    title = f"Sample {grid.sample_names[sample]}: p per token, sharpened; ∂L/∂logits"
     return play(
-        grid.values,
-        [_frame(grid, i, sample, floor) for i in range(len(grid.values))],
+        _play_frames(grid, sample, floor),
         active=active,
         label="T" if by_t else "k",
         fmt=_short,
-        title=title,
-        summaries=summaries(grid, sample),
         layout=layout,
         height=460,
+    )
+
+
+@per_grid
+def _play_frames(grid, sample: int, floor: float):
+    """The frames of ``play_figure``: the same whichever value it opens on."""
+    return frames(
+        grid.values,
+        [_frame(grid, i, sample, floor) for i in range(len(grid.values))],
+        title=f"Sample {grid.sample_names[sample]}: p per token, sharpened; ∂L/∂logits",
+        summaries=summaries(grid, sample),
     )
 
 

@@ -12,7 +12,8 @@ import math
 import numpy as np
 
 from ui.figures import charts, sweep
-from ui.figures.play import nearest, play
+from ui.figures.play import frames as play_frames
+from ui.figures.play import nearest, per_grid, play
 from ui.figures.play import summary as opening_summary
 from ui.layout import format_value
 
@@ -92,8 +93,14 @@ def _frame(grid, i: int, edges, hist_top: float, loss_top: float, names=None):
         {"type": "scatter", "y": losses[False]},
         {"type": "scatter", "x": [margin, margin]},
     ]
-    if names is None:
-        return moving
+    return moving if names is None else [
+        {**k, **m} for k, m in zip(_styles(grid, edges, hist_top, loss_top, names),
+                                   moving, strict=True)
+    ]  # fmt: skip
+
+
+def _styles(grid, edges, hist_top: float, loss_top: float, names):
+    """What every frame's six traces share: positions, names, colours, hover."""
     active_name, inactive_name = "active: gap < m", "inactive: loss 0, gradient 0"
     bars = {"x": (edges[:-1] + edges[1:]) / 2, "width": GAP_BIN * 0.92}
     points = {
@@ -130,7 +137,7 @@ def _frame(grid, i: int, edges, hist_top: float, loss_top: float, names=None):
         )
     for trace in kept[3:5]:
         trace["legendgroup"] = trace["name"]
-    return [{**k, **m} for k, m in zip(kept, moving, strict=True)]
+    return kept
 
 
 def play_figure(grid, active: int, *, height: int = 450):
@@ -138,13 +145,23 @@ def play_figure(grid, active: int, *, height: int = 450):
     histogram of the gaps with the active triplets (gap < m) coloured apart
     and a dashed line at m, and under it each triplet's loss against its gap
     (``explore.triplet.Grid``). Axes are fixed across the frames."""
+    grid_frames, styles, layout = _play_parts(grid)
+    return play(
+        grid_frames, active=active, label="m", styles=styles, layout=layout,
+        height=height,
+    )  # fmt: skip
+
+
+@per_grid
+def _play_parts(grid):
+    """``play_figure``'s frames (only what moves), the traces' shared styles
+    and the layout: the same whichever margin it opens on."""
     edges = _gap_edges(grid.gap)
     hist_top = float(np.histogram(grid.gap, bins=edges)[0].max()) * 1.1
     loss_top = max(float(np.max(grid.loss)), 0.1) * 1.05
     names = triplet_names(grid.hard)
-    frames = [
-        _frame(grid, i, edges, hist_top, loss_top, names if i == active else None)
-        for i in range(len(grid.values))
+    traces = [
+        _frame(grid, i, edges, hist_top, loss_top) for i in range(len(grid.values))
     ]
     x_range = [edges[0] - GAP_BIN / 2, max(edges[-1], float(grid.values[-1])) + 0.05]
     layout = {
@@ -169,16 +186,13 @@ def play_figure(grid, active: int, *, height: int = 450):
         # Between the two panels, clear of the title's summary line.
         "legend": {"orientation": "h", "x": 0, "y": 0.41, "yanchor": "middle"},
     }
-    return play(
+    grid_frames = play_frames(
         grid.values,
-        frames,
-        active=active,
-        label="m",
+        traces,
         title="Which triplets are active: those whose gap lies below m",
         summaries=[summary(grid, i) for i in range(len(grid.values))],
-        layout=layout,
-        height=height,
     )
+    return grid_frames, _styles(grid, edges, hist_top, loss_top, names), layout
 
 
 # ------------------------------------------- the same at every margin
