@@ -30,7 +30,7 @@ PRESENTER_CSS = """
 <style>
 html { font-size: 21px; }
 [data-testid="stMainBlockContainer"] { padding-top: 3.5rem; }
-[data-testid="stMain"] h1 { font-size: 2.6rem; }
+[data-testid="stMain"] h1 { font-size: 2.2rem; }
 [data-testid="stMetricValue"] { font-size: 3rem; }
 [data-testid="stMain"] .stMarkdown p, [data-testid="stMain"] li { font-size: 1.15rem; }
 </style>

@@ -54,9 +54,15 @@ def header(
     control_state.start_page()
     classroom.start_page()
     if formula and stage:  # side by side: the stage's first screen is short
-        title_column, formula_column = st.columns([3, 2], vertical_alignment="center")
+        lines = _formula_lines(formula)
+        widths = [1, 1] if len(lines) > 1 else [3, 2]
+        title_column, formula_column = st.columns(widths, vertical_alignment="center")
         title_column.title(title)
-        formula_column.latex(formula)
+        formula_column.latex(
+            lines[0]
+            if len(lines) == 1
+            else r"\begin{gathered}" + r" \\ ".join(lines) + r"\end{gathered}"
+        )
     else:
         st.title(title)
         if formula:
@@ -74,6 +80,15 @@ def header(
         with classroom.secondary("What to try"):
             st.markdown(intro)
     return result
+
+
+def _formula_lines(formula: str, long: int = 100) -> list[str]:
+    """A long formula of several equations (joined by ``\\qquad``) as two
+    lines, to stand beside the title: its first equation, then the rest."""
+    parts = [p.strip().rstrip(",") for p in formula.split(r"\qquad")]
+    if len(formula) <= long or len(parts) < 2:
+        return [formula]
+    return [parts[0], r"\quad ".join(parts[1:])]
 
 
 def format_value(value, digits: int = 4) -> str:

@@ -73,9 +73,11 @@ with stage.metrics:
         per_row=1 if ui.presenting() else 2,  # a projector's digits are wide
     )
 with stage.chart:
+    height = 420 if ui.presenting() else 560  # a projector's first screen
     play = ui.keyed(figures.play_figure)(
-        (around, seed, active, values.bce_grad), grid, active, values.bce_grad
-    )
+        (around, seed, active, values.bce_grad, height),
+        grid, active, values.bce_grad, height,
+    )  # fmt: skip
     ui.plot(play, summary=summary(play))
     ui.nonfinite_note("BP-MLL per sample", point.loss)
     ui.nonfinite_note("gradient of BP-MLL", point.grad)

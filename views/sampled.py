@@ -63,7 +63,8 @@ with stage.metrics:
     ui.nonfinite_note("full loss per sample", point.full_loss)
     ui.nonfinite_note("sampled loss per sample", point.sampled_loss)
 with stage.chart:
-    play = ui.keyed(figures.play_figure)((*key, index), grid, index)
+    height = 400 if ui.presenting() else 430  # a projector's first screen
+    play = ui.keyed(figures.play_figure)((*key, index, height), grid, index, height)
     ui.plot(play, summary=figures.summary(play))
     ui.nonfinite_note("sampled loss over seeds", point.draw_means)
     st.caption(content.draws_caption(point))

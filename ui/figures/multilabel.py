@@ -240,7 +240,9 @@ def play_summary(grid, i: int) -> str:
     )
 
 
-def play_figure(grid, active: int, bce_grad: bool = False) -> go.Figure:
+def play_figure(
+    grid, active: int, bce_grad: bool = False, height: int = 560
+) -> go.Figure:
     """Per-sample loss as the logit scale grows: one frame per value of the
     grid (``explore.Grid``), opening on ``active``. Top, each sample's
     BP-MLL (log space) and binary cross-entropy, the factorised product
@@ -258,7 +260,7 @@ def play_figure(grid, active: int, bce_grad: bool = False) -> go.Figure:
     grid_frames, styles, layout = _play_parts(grid, bce_grad)
     return play(
         grid_frames, active=active, label="logit scale", styles=styles,
-        layout=layout, height=560,
+        layout=layout, height=height,
     )  # fmt: skip
 
 

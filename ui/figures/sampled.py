@@ -85,13 +85,13 @@ def _heatmap_trace(z, x_labels, y_labels, scale: float) -> dict:
     }  # fmt: skip
 
 
-def play_figure(grid, active: int):
+def play_figure(grid, active: int, height: int = 430):
     """The Play chart over the grid of ``S``, opening on ``active``: see
     ``_play_parts``, whose frames every opening shares."""
     grid_frames, layout = _play_parts(grid)
     return play(
         grid_frames, active=active, label="S", layout=layout,
-        fmt=lambda v: f"{v:,.0f}",
+        fmt=lambda v: f"{v:,.0f}", height=height,
     )  # fmt: skip
 
 
