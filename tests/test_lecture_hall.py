@@ -16,6 +16,7 @@ skips it on purpose.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 
 import pytest
@@ -48,7 +49,12 @@ def lecture():
             "--blip-share", "0.25",
         ]
     )  # fmt: skip
-    result = asyncio.run(asyncio.wait_for(students.run(args), timeout=240))
+    # In its own thread: the browser tests' Playwright (a session fixture)
+    # keeps an event loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        result = pool.submit(
+            asyncio.run, asyncio.wait_for(students.run(args), timeout=240)
+        ).result()
     students.print_report(result, args)  # shown when a test fails
     return result
 
