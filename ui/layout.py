@@ -10,12 +10,13 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
+import plotly.io
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from ui import classroom, streamlit_internals
 from ui import controls as control_state
-from ui.figures.play import spec as play_spec
+from ui.figures.play import splice
 from ui.summary import summarize
 
 _NONFINITE_HELP = (
@@ -163,6 +164,7 @@ def plot(fig, *, summary: str | None = None, **kwargs) -> None:
         classroom.reveal_button()
         return
     spec, text = _prepared(fig, summary)
+    spec = splice(spec, fig)
     config = kwargs.pop("config", _CONFIG)
     if kwargs:  # what the JSON path does not cover
         st.plotly_chart(
@@ -190,7 +192,8 @@ def _prepared(fig, summary: str | None) -> tuple[str, str | None]:
         return entry[1], entry[2]
     # Summarise first: serialising the figure turns its arrays into base64.
     text = summary if summary is not None else summarize(fig)
-    spec = play_spec(fig)  # a Play chart's frames are kept serialised
+    # Without a Play chart's frames: each grid keeps them once (``splice``).
+    spec = plotly.io.to_json(fig, validate=False)
     with _PREPARED_LOCK:
         _PREPARED[key] = (
             weakref.ref(fig, lambda _, key=key: _PREPARED.pop(key, None)),

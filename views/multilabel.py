@@ -70,7 +70,7 @@ with stage.metrics:
             "Samples without pairs": point.num_without_pairs,
         },
         helps=content.METRIC_HELP,
-        per_row=1 if ui.presenting() else 2,  # a projector's digits are wide
+        per_row=2,  # one per row when presenting (ui.metrics)
     )
 with stage.chart:
     height = 420 if ui.presenting() else 560  # a projector's first screen

@@ -50,7 +50,7 @@ with stage.metrics:
             "Triplets with zero gradient": point.zero_gradient,
         },
         helps=content.METRIC_HELP,
-        per_row=1 if ui.presenting() else 2,  # a projector's digits are wide
+        per_row=2,  # one per row when presenting (ui.metrics)
     )
     ui.nonfinite_note("triplet loss", point.loss)
     ui.nonfinite_note("∂L/∂q", point.grad)

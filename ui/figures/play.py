@@ -211,7 +211,14 @@ def play(
 def spec(fig: go.Figure) -> str:
     """The figure's JSON as ``st.plotly_chart`` would send it, with a Play
     chart's frames spliced in."""
-    text = plotly.io.to_json(fig, validate=False)
+    return splice(plotly.io.to_json(fig, validate=False), fig)
+
+
+def splice(text: str, fig: go.Figure) -> str:
+    """``text``, the JSON of ``fig`` as plotly writes it, with the frames of a
+    Play chart spliced in (the same text for any other figure). Done when the
+    chart is sent, so that a cache of figures keeps each grid's frames once,
+    not once per opening frame."""
     grid = getattr(fig, "_lossviz_frames", None)
     if grid is None:
         return text
